@@ -1,0 +1,50 @@
+//! `monovlm`: ask questions about images with native (encoder-free) VLMs, offline.
+
+mod cli_ask;
+mod cli_check;
+mod cli_inspect;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "monovlm",
+    version,
+    about = "Native (encoder-free) vision-language models, offline"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Ask one question (optionally about images) and stream the answer to stdout.
+    Ask(cli_ask::AskArgs),
+    /// Interactive terminal chat; `/image PATH` attaches an image to the next message.
+    Chat(cli_ask::ChatArgs),
+    /// Check the runtime against a golden fixture folder (cases.json + golden.safetensors).
+    CheckReference(cli_check::CheckArgs),
+    /// Show a model's family, size and dtypes, and how an image would be tokenized.
+    Inspect(cli_inspect::InspectArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Ask(a) => cli_ask::ask(a),
+        Command::Chat(a) => cli_ask::chat(a),
+        Command::CheckReference(a) => cli_check::run(a),
+        Command::Inspect(a) => cli_inspect::run(a),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            // One line, the whole cause chain.
+            let msg = format!("{e:#}").replace('\n', " ");
+            eprintln!("error: {msg}");
+            ExitCode::FAILURE
+        }
+    }
+}

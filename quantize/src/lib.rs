@@ -1,0 +1,1 @@
+//! Quantization: HF checkpoint → GGUF (issue: quantize). Not implemented yet.

@@ -1,0 +1,251 @@
+//! Checkpoint access: a Hugging Face folder (config files, tokenizer files, safetensors shards).
+//!
+//! Tensors are read through the [`TensorSource`] trait so that the model builders do not care whether
+//! weights come from safetensors shards or (later) a GGUF file. Families describe their tensor names
+//! with canonical names plus [`NameAliases`], so legacy and current hub layouts both load.
+
+mod safetensors;
+
+pub use self::safetensors::SafetensorsFiles;
+
+use crate::error::{Error, Result};
+use candle_core::{DType, Device, Tensor};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+
+/// Something that can hand out named tensors.
+pub trait TensorSource: Send + Sync {
+    fn contains(&self, name: &str) -> bool;
+    fn shape(&self, name: &str) -> Option<Vec<usize>>;
+    /// Loads a tensor converted to `dtype` on `device`.
+    fn load(&self, name: &str, dtype: DType, device: &Device) -> Result<Tensor>;
+    fn names(&self) -> Vec<String>;
+    /// Storage dtypes present, for `inspect`.
+    fn dtype_name(&self, name: &str) -> Option<String>;
+}
+
+/// Prefix rewrites tried in order when a canonical name is absent (e.g. Fuyu's legacy
+/// `language_model.model.` ↔ transformers ≥ 5 `model.language_model.`).
+#[derive(Debug, Clone, Default)]
+pub struct NameAliases(pub Vec<(String, String)>);
+
+impl NameAliases {
+    pub fn new(pairs: &[(&str, &str)]) -> Self {
+        NameAliases(
+            pairs
+                .iter()
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .collect(),
+        )
+    }
+
+    /// All candidate spellings of `name`, canonical first.
+    pub fn candidates(&self, name: &str) -> Vec<String> {
+        let mut out = vec![name.to_string()];
+        for (from, to) in &self.0 {
+            if let Some(rest) = name.strip_prefix(from.as_str()) {
+                let alt = format!("{to}{rest}");
+                if !out.contains(&alt) {
+                    out.push(alt);
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Typed access to a checkpoint's tensors: resolves aliases, checks shapes, converts dtype.
+pub struct Weights<'a> {
+    pub source: &'a dyn TensorSource,
+    pub aliases: NameAliases,
+    pub dtype: DType,
+    pub device: Device,
+}
+
+impl<'a> Weights<'a> {
+    fn resolve(&self, name: &str) -> Option<String> {
+        self.aliases
+            .candidates(name)
+            .into_iter()
+            .find(|c| self.source.contains(c))
+    }
+
+    pub fn contains(&self, name: &str) -> bool {
+        self.resolve(name).is_some()
+    }
+
+    pub fn shape(&self, name: &str) -> Result<Vec<usize>> {
+        let found = self.resolve(name).ok_or_else(|| self.missing(name))?;
+        Ok(self.source.shape(&found).unwrap_or_default())
+    }
+
+    fn missing(&self, name: &str) -> Error {
+        Error::MissingTensor {
+            name: name.to_string(),
+            tried: self.aliases.candidates(name).join(", "),
+        }
+    }
+
+    /// Loads `name`, checking its shape against `expected`.
+    pub fn get(&self, name: &str, expected: &[usize]) -> Result<Tensor> {
+        self.get_as(name, expected, self.dtype)
+    }
+
+    /// Like [`Weights::get`] but in a given dtype (norms and biases stay f32 for accuracy).
+    pub fn get_as(&self, name: &str, expected: &[usize], dtype: DType) -> Result<Tensor> {
+        let found = self.resolve(name).ok_or_else(|| self.missing(name))?;
+        let actual = self.source.shape(&found).unwrap_or_default();
+        if actual != expected {
+            return Err(Error::TensorShape {
+                name: found,
+                actual,
+                expected: expected.to_vec(),
+            });
+        }
+        self.source.load(&found, dtype, &self.device)
+    }
+
+    /// Loads `name` if present (optional biases).
+    pub fn get_opt(&self, name: &str, expected: &[usize]) -> Result<Option<Tensor>> {
+        if self.contains(name) {
+            self.get_as(name, expected, DType::F32).map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+}
+
+/// A Hugging Face checkpoint folder as the hub ships it.
+pub struct HfFolder {
+    pub dir: PathBuf,
+    pub config: Value,
+    pub preprocessor_config: Option<Value>,
+    pub generation_config: Option<Value>,
+    pub tensors: SafetensorsFiles,
+}
+
+impl HfFolder {
+    pub fn open(dir: &Path) -> Result<Self> {
+        if !dir.is_dir() {
+            return Err(Error::config(
+                dir,
+                "not a model folder (expected a directory with config.json, or a .gguf file)",
+            ));
+        }
+        let config = read_json(&dir.join("config.json"))?;
+        if !config.is_object() {
+            return Err(Error::config(
+                dir.join("config.json"),
+                "expected a JSON object",
+            ));
+        }
+        let preprocessor_config = read_json_opt(&dir.join("preprocessor_config.json"))?;
+        let generation_config = read_json_opt(&dir.join("generation_config.json"))?;
+        let tensors = SafetensorsFiles::open_folder(dir)?;
+        Ok(HfFolder {
+            dir: dir.to_path_buf(),
+            config,
+            preprocessor_config,
+            generation_config,
+            tensors,
+        })
+    }
+}
+
+/// Reads a JSON file, with errors naming the file.
+pub fn read_json(path: &Path) -> Result<Value> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    serde_json::from_slice(&bytes).map_err(|e| Error::Json {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })
+}
+
+pub fn read_json_opt(path: &Path) -> Result<Option<Value>> {
+    if path.exists() {
+        read_json(path).map(Some)
+    } else {
+        Ok(None)
+    }
+}
+
+/// Small typed accessors over `serde_json::Value` configs that produce errors naming the field.
+pub struct ConfigView<'a> {
+    pub path: &'a Path,
+    pub value: &'a Value,
+}
+
+impl<'a> ConfigView<'a> {
+    pub fn new(path: &'a Path, value: &'a Value) -> Self {
+        ConfigView { path, value }
+    }
+
+    /// Looks a key up at the top level, then in `text_config` (newer transformers nest LM fields).
+    pub fn lookup(&self, key: &str) -> Option<&'a Value> {
+        let v = self.value.get(key).filter(|v| !v.is_null());
+        v.or_else(|| {
+            self.value
+                .get("text_config")
+                .and_then(|t| t.get(key))
+                .filter(|v| !v.is_null())
+        })
+    }
+
+    pub fn usize(&self, key: &str) -> Result<usize> {
+        self.usize_opt(key)?
+            .ok_or_else(|| Error::config(self.path, format!("missing field `{key}`")))
+    }
+
+    pub fn usize_opt(&self, key: &str) -> Result<Option<usize>> {
+        match self.lookup(key) {
+            None => Ok(None),
+            Some(v) => v
+                .as_u64()
+                .filter(|&n| n <= (1 << 40))
+                .map(|n| Some(n as usize))
+                .ok_or_else(|| {
+                    Error::config(
+                        self.path,
+                        format!("field `{key}` must be a non-negative integer, got {v}"),
+                    )
+                }),
+        }
+    }
+
+    pub fn f64(&self, key: &str) -> Result<f64> {
+        self.f64_opt(key)?
+            .ok_or_else(|| Error::config(self.path, format!("missing field `{key}`")))
+    }
+
+    pub fn f64_opt(&self, key: &str) -> Result<Option<f64>> {
+        match self.lookup(key) {
+            None => Ok(None),
+            Some(v) => v
+                .as_f64()
+                .filter(|x| x.is_finite())
+                .map(Some)
+                .ok_or_else(|| {
+                    Error::config(
+                        self.path,
+                        format!("field `{key}` must be a number, got {v}"),
+                    )
+                }),
+        }
+    }
+
+    pub fn bool_or(&self, key: &str, default: bool) -> Result<bool> {
+        match self.lookup(key) {
+            None => Ok(default),
+            Some(v) => v.as_bool().ok_or_else(|| {
+                Error::config(
+                    self.path,
+                    format!("field `{key}` must be true or false, got {v}"),
+                )
+            }),
+        }
+    }
+
+    pub fn str_opt(&self, key: &str) -> Option<&'a str> {
+        self.lookup(key).and_then(|v| v.as_str())
+    }
+}

@@ -1,0 +1,159 @@
+//! Building blocks shared by every decoder: linear (optionally biased), norms, RoPE tables.
+
+use crate::checkpoint::Weights;
+use crate::error::Result;
+use crate::spec::NormKind;
+use candle_core::{DType, Tensor, D};
+
+/// `y = x Wᵀ + b` with `W` in the compute dtype and the bias kept in f32 until added.
+#[derive(Debug, Clone)]
+pub struct Linear {
+    pub weight: Tensor,
+    pub bias: Option<Tensor>,
+}
+
+impl Linear {
+    pub fn new(weight: Tensor, bias: Option<Tensor>) -> Self {
+        Linear { weight, bias }
+    }
+
+    /// Loads `{name}.weight` `[out, in]` and, if `bias`, `{name}.bias` `[out]`.
+    pub fn load(w: &Weights, name: &str, out: usize, inp: usize, bias: bool) -> Result<Self> {
+        let weight = w.get(&format!("{name}.weight"), &[out, inp])?;
+        let bias = if bias {
+            Some(w.get_as(&format!("{name}.bias"), &[out], DType::F32)?)
+        } else {
+            None
+        };
+        Ok(Linear { weight, bias })
+    }
+
+    pub fn out_features(&self) -> usize {
+        self.weight.dim(0).unwrap_or(0)
+    }
+
+    /// `x`: `[T, in]` → `[T, out]`.
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let x = if x.dtype() != self.weight.dtype() {
+            x.to_dtype(self.weight.dtype())?
+        } else {
+            x.clone()
+        };
+        let y = x.matmul(&self.weight.t()?)?;
+        match &self.bias {
+            Some(b) => Ok(y.broadcast_add(&b.to_dtype(y.dtype())?)?),
+            None => Ok(y),
+        }
+    }
+}
+
+/// RMSNorm or LayerNorm over the last dimension, computed in f32.
+#[derive(Debug, Clone)]
+pub struct Norm {
+    pub kind: NormKind,
+    pub weight: Tensor,
+    pub bias: Option<Tensor>,
+    pub eps: f64,
+}
+
+impl Norm {
+    pub fn load(w: &Weights, name: &str, dim: usize, kind: NormKind, eps: f64) -> Result<Self> {
+        let weight = w.get_as(&format!("{name}.weight"), &[dim], DType::F32)?;
+        let bias = match kind {
+            NormKind::LayerNorm => Some(w.get_as(&format!("{name}.bias"), &[dim], DType::F32)?),
+            NormKind::Rms => None,
+        };
+        Ok(Norm {
+            kind,
+            weight,
+            bias,
+            eps,
+        })
+    }
+
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let dtype = x.dtype();
+        let xf = x.to_dtype(DType::F32)?.contiguous()?;
+        let y = match self.kind {
+            NormKind::Rms => {
+                let ms = xf.sqr()?.mean_keepdim(D::Minus1)?;
+                xf.broadcast_div(&(ms + self.eps)?.sqrt()?)?
+                    .broadcast_mul(&self.weight)?
+            }
+            NormKind::LayerNorm => {
+                let mu = xf.mean_keepdim(D::Minus1)?;
+                let centered = xf.broadcast_sub(&mu)?;
+                let var = centered.sqr()?.mean_keepdim(D::Minus1)?;
+                let y = centered
+                    .broadcast_div(&(var + self.eps)?.sqrt()?)?
+                    .broadcast_mul(&self.weight)?;
+                match &self.bias {
+                    Some(b) => y.broadcast_add(b)?,
+                    None => y,
+                }
+            }
+        };
+        Ok(y.to_dtype(dtype)?)
+    }
+}
+
+/// Half-split ("rotate_half", NeoX) rotary embedding over the first `rotary_dim` dims of each head.
+#[derive(Debug, Clone)]
+pub struct Rope {
+    inv_freq: Vec<f32>,
+    rotary_dim: usize,
+}
+
+impl Rope {
+    pub fn new(theta: f64, rotary_dim: usize) -> Self {
+        // Mirrors transformers: inverse frequencies and angles in f32, so long positions round alike.
+        let inv_freq = (0..rotary_dim / 2)
+            .map(|i| (1.0 / theta.powf((2 * i) as f64 / rotary_dim as f64)) as f32)
+            .collect();
+        Rope {
+            inv_freq,
+            rotary_dim,
+        }
+    }
+
+    /// cos/sin tables `[T, rotary_dim/2]` for positions `start..start+len`.
+    pub fn tables(
+        &self,
+        start: usize,
+        len: usize,
+        dtype: DType,
+        device: &candle_core::Device,
+    ) -> Result<(Tensor, Tensor)> {
+        let half = self.rotary_dim / 2;
+        let mut cos = Vec::with_capacity(len * half);
+        let mut sin = Vec::with_capacity(len * half);
+        for p in start..start + len {
+            for &f in &self.inv_freq {
+                let angle = (p as f32) * f;
+                cos.push((angle as f64).cos() as f32);
+                sin.push((angle as f64).sin() as f32);
+            }
+        }
+        let cos = Tensor::from_vec(cos, (len, half), device)?.to_dtype(dtype)?;
+        let sin = Tensor::from_vec(sin, (len, half), device)?.to_dtype(dtype)?;
+        Ok((cos, sin))
+    }
+
+    /// `x`: `[T, H, hd]`.
+    pub fn apply(&self, x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
+        let hd = x.dim(D::Minus1)?;
+        let cos = cos.to_dtype(x.dtype())?;
+        let sin = sin.to_dtype(x.dtype())?;
+        if self.rotary_dim == hd {
+            let y = candle_nn::rotary_emb::rope_thd(&x.unsqueeze(0)?.contiguous()?, &cos, &sin)?;
+            return Ok(y.squeeze(0)?);
+        }
+        let rot = x
+            .narrow(D::Minus1, 0, self.rotary_dim)?
+            .unsqueeze(0)?
+            .contiguous()?;
+        let pass = x.narrow(D::Minus1, self.rotary_dim, hd - self.rotary_dim)?;
+        let rot = candle_nn::rotary_emb::rope_thd(&rot, &cos, &sin)?.squeeze(0)?;
+        Ok(Tensor::cat(&[&rot, &pass], D::Minus1)?)
+    }
+}

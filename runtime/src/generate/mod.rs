@@ -1,0 +1,212 @@
+//! Conversations: build each turn, prefill only what the KV cache has not seen, decode with
+//! streaming, stop tokens, token limits and cancellation.
+
+pub mod sampler;
+
+use crate::decoder::KvCache;
+use crate::error::{Error, Result};
+use crate::image::RgbImage;
+use crate::model::{Model, PromptFormat};
+use crate::spec::Part;
+use candle_core::{IndexOp, Tensor};
+pub use sampler::{argmax, Sampler, SamplingOptions};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+#[derive(Debug, Clone)]
+pub struct GenerationOptions {
+    pub max_tokens: usize,
+    pub sampling: SamplingOptions,
+    /// Stop at the family's end-of-sequence tokens.
+    pub stop_at_eos: bool,
+    /// Apply the family's logit suppression (SOLO's added tokens).
+    pub suppress: bool,
+    pub cancel: Option<Arc<AtomicBool>>,
+}
+
+impl Default for GenerationOptions {
+    fn default() -> Self {
+        GenerationOptions {
+            max_tokens: 256,
+            sampling: SamplingOptions::default(),
+            stop_at_eos: true,
+            suppress: true,
+            cancel: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FinishReason {
+    Stop,
+    Length,
+    Cancelled,
+}
+
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub text: String,
+    pub ids: Vec<u32>,
+    /// New prompt positions prefilled for this turn (text and image tokens).
+    pub prompt_tokens: usize,
+    pub image_tokens: usize,
+    pub finish: FinishReason,
+    pub prefill_seconds: f64,
+    pub decode_seconds: f64,
+}
+
+/// A conversation with one model: the KV cache and ids of everything said so far.
+pub struct Chat<'m> {
+    model: &'m Model,
+    format: PromptFormat,
+    cache: KvCache,
+    history: Vec<u32>,
+    turns: usize,
+}
+
+impl<'m> Chat<'m> {
+    pub fn new(model: &'m Model, format: PromptFormat) -> Self {
+        Chat {
+            model,
+            format,
+            cache: model.new_cache(),
+            history: Vec::new(),
+            turns: 0,
+        }
+    }
+
+    /// Positions in the cache (for context accounting).
+    pub fn len(&self) -> usize {
+        self.cache.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.cache.len == 0
+    }
+
+    /// Sends a user message; `on_text` receives streamed text pieces and returns `false` to stop.
+    pub fn send(
+        &mut self,
+        prompt: &str,
+        images: &[RgbImage],
+        opts: &GenerationOptions,
+        on_text: &mut dyn FnMut(&str) -> bool,
+    ) -> Result<Reply> {
+        let model = self.model;
+        let t0 = Instant::now();
+        let prepared = images
+            .iter()
+            .map(|im| model.prepare_image(im))
+            .collect::<Result<Vec<_>>>()?;
+        let grids: Vec<(usize, usize)> = prepared
+            .iter()
+            .map(|p| (p.grid.rows, p.grid.cols))
+            .collect();
+        let mut parts: Vec<Part> = Vec::new();
+        if self.turns > 0 && self.format == PromptFormat::Chat {
+            parts.extend(model.spec.sequence.template.assistant_end.iter().cloned());
+        }
+        parts.extend(
+            model
+                .turn_parts(self.format, self.turns == 0, !images.is_empty())
+                .iter()
+                .cloned(),
+        );
+        let seq = model.build_turn(&parts, prompt, &grids)?;
+        let needed = self.cache.len + seq.ids.len();
+        let context = model.spec.decoder.max_position;
+        if needed + 1 > context {
+            return Err(Error::ContextOverflow {
+                tokens: needed,
+                context,
+            });
+        }
+        let img = if prepared.is_empty() {
+            None
+        } else {
+            let rows: Vec<&Tensor> = prepared.iter().map(|p| &p.embeds).collect();
+            Some(Tensor::cat(&rows, 0)?)
+        };
+        let embeds = model.embed_sequence(&seq, img.as_ref())?;
+        let hidden = model.forward(&embeds, &mut self.cache)?;
+        self.history.extend(&seq.ids);
+        let last = hidden.i(hidden.dim(0)? - 1..)?;
+        let mut logits: Vec<f32> = model.decoder.logits(&last)?.flatten_all()?.to_vec1()?;
+        let prefill_seconds = t0.elapsed().as_secs_f64();
+
+        let t1 = Instant::now();
+        let suppress = if opts.suppress {
+            model.spec.generation.suppress.clone()
+        } else {
+            vec![]
+        };
+        let mut sampler = Sampler::new(opts.sampling.clone());
+        let mut out_ids: Vec<u32> = Vec::new();
+        let mut emitted = 0usize;
+        let mut text = String::new();
+        let mut finish = FinishReason::Length;
+        loop {
+            if opts
+                .cancel
+                .as_ref()
+                .is_some_and(|c| c.load(Ordering::Relaxed))
+            {
+                finish = FinishReason::Cancelled;
+                break;
+            }
+            if out_ids.len() >= opts.max_tokens {
+                break;
+            }
+            let tok = sampler.sample(&mut logits, &suppress, &self.history);
+            if opts.stop_at_eos && model.spec.generation.stop_ids.contains(&tok) {
+                finish = FinishReason::Stop;
+                break;
+            }
+            out_ids.push(tok);
+            self.history.push(tok);
+            text = model.tokenizer.decode(&out_ids, true)?;
+            // Hold back a trailing partial UTF-8 sequence until the next token completes it.
+            if !text.ends_with('\u{FFFD}') && text.len() > emitted && text.is_char_boundary(emitted)
+            {
+                let keep_going = on_text(&text[emitted..]);
+                emitted = text.len();
+                if !keep_going {
+                    finish = FinishReason::Cancelled;
+                    break;
+                }
+            }
+            if out_ids.len() >= opts.max_tokens {
+                break;
+            }
+            if self.cache.len + 1 >= context {
+                break;
+            }
+            let e = model.decoder.embed(&[tok])?;
+            let h = model.forward(&e, &mut self.cache)?;
+            logits = model.decoder.logits(&h)?.flatten_all()?.to_vec1()?;
+        }
+        // The last sampled token is in `history` but not yet in the cache; feed it next turn.
+        self.sync_cache_with_history()?;
+        self.turns += 1;
+        Ok(Reply {
+            text,
+            ids: out_ids,
+            prompt_tokens: seq.ids.len(),
+            image_tokens: seq.image_positions.len(),
+            finish,
+            prefill_seconds,
+            decode_seconds: t1.elapsed().as_secs_f64(),
+        })
+    }
+
+    /// Runs any history tokens the cache has not seen (the final answer token) through the decoder.
+    fn sync_cache_with_history(&mut self) -> Result<()> {
+        if self.history.len() > self.cache.len {
+            let pending = self.history[self.cache.len..].to_vec();
+            let e = self.model.decoder.embed(&pending)?;
+            self.model.forward(&e, &mut self.cache)?;
+        }
+        Ok(())
+    }
+}

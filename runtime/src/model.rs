@@ -1,0 +1,258 @@
+//! `Model`: a loaded checkpoint (spec, tokenizer, front end, decoder) and the per-turn plumbing:
+//! images → patch grids → embeddings, prompt → token sequence, merge into one embedding sequence.
+
+use crate::checkpoint::{HfFolder, TensorSource, Weights};
+use crate::decoder::{Decoder, KvCache};
+use crate::error::{Error, Result};
+use crate::families;
+use crate::frontend::Frontend;
+use crate::image::{self, ImagePlan, PatchGrid, RgbImage};
+use crate::sequence::{build_turn, Sequence, Tokenizer};
+use crate::spec::{Merge, ModelSpec, Part};
+use candle_core::{DType, Device, Tensor};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// Compute precision of activations and weights (norms, softmax and logits stay f32).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ComputeDtype {
+    F32,
+    Bf16,
+    F16,
+}
+
+impl ComputeDtype {
+    pub fn dtype(self) -> DType {
+        match self {
+            ComputeDtype::F32 => DType::F32,
+            ComputeDtype::Bf16 => DType::BF16,
+            ComputeDtype::F16 => DType::F16,
+        }
+    }
+}
+
+impl std::str::FromStr for ComputeDtype {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "f32" => Ok(ComputeDtype::F32),
+            "bf16" => Ok(ComputeDtype::Bf16),
+            "f16" => Ok(ComputeDtype::F16),
+            _ => Err(Error::InvalidArgument(format!(
+                "unknown dtype `{s}` (f32, bf16, f16)"
+            ))),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct LoadOptions {
+    pub dtype: ComputeDtype,
+    pub device: Device,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        LoadOptions {
+            dtype: ComputeDtype::F32,
+            device: Device::Cpu,
+        }
+    }
+}
+
+/// What `inspect` shows about the stored weights.
+#[derive(Debug, Clone, Default)]
+pub struct WeightStats {
+    pub parameters: u64,
+    pub tensors: usize,
+    /// Storage dtype → number of tensors.
+    pub dtypes: BTreeMap<String, usize>,
+}
+
+/// Which prompt format a conversation uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PromptFormat {
+    /// The family's instruction/chat format.
+    Chat,
+    /// Plain completion after the images.
+    Raw,
+}
+
+/// An image after the family's preprocessing and front end.
+pub struct PreparedImage {
+    pub grid: PatchGrid,
+    /// `[N, D]` rows, in sequence order.
+    pub embeds: Tensor,
+}
+
+pub struct Model {
+    pub path: PathBuf,
+    pub spec: ModelSpec,
+    pub tokenizer: Tokenizer,
+    pub decoder: Decoder,
+    pub frontend: Frontend,
+    pub stats: WeightStats,
+}
+
+impl Model {
+    /// Loads an HF checkpoint folder.
+    pub fn load(path: &Path, opts: &LoadOptions) -> Result<Self> {
+        if path.extension().is_some_and(|e| e == "gguf") {
+            return Err(Error::Unsupported(format!(
+                "{}: GGUF loading is not available in this build yet; pass a Hugging Face folder",
+                path.display()
+            )));
+        }
+        let folder = HfFolder::open(path)?;
+        let family = families::detect(&folder)?;
+        let tokenizer = Tokenizer::from_dir(path)?;
+        let (spec, aliases) = (family.build)(&folder, &tokenizer)?;
+        let weights = Weights {
+            source: &folder.tensors,
+            aliases,
+            dtype: opts.dtype.dtype(),
+            device: opts.device.clone(),
+        };
+        let decoder = Decoder::load(&spec.decoder, &weights)?;
+        let patch_dim = spec.preprocess.patch * spec.preprocess.patch * 3;
+        let frontend = Frontend::load(&spec.frontend, &weights, patch_dim, spec.decoder.hidden)?;
+        let stats = weight_stats(&folder.tensors);
+        Ok(Model {
+            path: path.to_path_buf(),
+            spec,
+            tokenizer,
+            decoder,
+            frontend,
+            stats,
+        })
+    }
+
+    pub fn device(&self) -> &Device {
+        self.decoder.device()
+    }
+
+    /// Resized size and grid of an image of `width × height` (for overlays and token budgets).
+    pub fn plan_image(&self, width: u32, height: u32) -> Result<ImagePlan> {
+        image::plan(&self.spec.preprocess, width, height)
+    }
+
+    /// Number of sequence positions one image of this plan occupies.
+    pub fn image_token_count(&self, plan: &ImagePlan) -> usize {
+        let l = &self.spec.sequence.layout;
+        let seps = match l.row_sep {
+            Some(_) if l.row_sep_after_last => plan.rows,
+            Some(_) => plan.rows.saturating_sub(1),
+            None => 0,
+        };
+        plan.rows * plan.cols + seps + l.start.is_some() as usize + l.end.is_some() as usize
+    }
+
+    pub fn preprocess(&self, img: &RgbImage) -> Result<PatchGrid> {
+        image::preprocess(&self.spec.preprocess, img)
+    }
+
+    /// Preprocesses and embeds one image.
+    pub fn prepare_image(&self, img: &RgbImage) -> Result<PreparedImage> {
+        let grid = self.preprocess(img)?;
+        let embeds = self.frontend.forward(&grid, self.device())?;
+        Ok(PreparedImage { grid, embeds })
+    }
+
+    /// Template parts for a turn.
+    pub fn turn_parts(&self, format: PromptFormat, first_turn: bool, has_images: bool) -> &[Part] {
+        let t = &self.spec.sequence.template;
+        match (format, first_turn, has_images) {
+            (PromptFormat::Raw, _, _) => &t.raw,
+            (PromptFormat::Chat, true, true) => &t.chat_with_image,
+            (PromptFormat::Chat, true, false) => &t.chat_text_only,
+            (PromptFormat::Chat, false, _) => &t.chat_follow_up,
+        }
+    }
+
+    /// Token sequence of one user turn.
+    pub fn build_turn(
+        &self,
+        parts: &[Part],
+        prompt: &str,
+        grids: &[(usize, usize)],
+    ) -> Result<Sequence> {
+        if grids.len() > self.spec.sequence.max_images {
+            return Err(Error::InvalidArgument(format!(
+                "{} images given; {} takes at most {} per turn",
+                grids.len(),
+                self.spec.family,
+                self.spec.sequence.max_images
+            )));
+        }
+        let prompt = if self.spec.sequence.template.strip_prompt {
+            prompt.trim()
+        } else {
+            prompt
+        };
+        build_turn(
+            &self.tokenizer,
+            &self.spec.sequence.layout,
+            parts,
+            prompt,
+            grids,
+        )
+    }
+
+    /// Word embeddings of `seq` with the image rows merged in (`image_embeds` concatenated in order).
+    pub fn embed_sequence(&self, seq: &Sequence, image_embeds: Option<&Tensor>) -> Result<Tensor> {
+        let text = self.decoder.embed(&seq.ids)?;
+        let Some(img) = image_embeds else {
+            if !seq.image_positions.is_empty() {
+                return Err(Error::InvalidArgument(
+                    "sequence has image slots but no image embeddings".into(),
+                ));
+            }
+            return Ok(text);
+        };
+        let n = img.dim(0)?;
+        if n != seq.image_positions.len() {
+            return Err(Error::InvalidArgument(format!(
+                "{n} image rows for {} image slots",
+                seq.image_positions.len()
+            )));
+        }
+        let img = img.to_dtype(text.dtype())?;
+        let pos: Vec<u32> = seq.image_positions.iter().map(|&p| p as u32).collect();
+        let idx = Tensor::new(pos.as_slice(), text.device())?;
+        let scattered = text.zeros_like()?.index_add(&idx, &img, 0)?;
+        Ok(match self.spec.sequence.merge {
+            Merge::Add => (text + scattered)?,
+            Merge::Replace => {
+                let mut keep = vec![1f32; seq.ids.len()];
+                for &p in &seq.image_positions {
+                    keep[p] = 0.0;
+                }
+                let keep = Tensor::from_vec(keep, (seq.ids.len(), 1), text.device())?
+                    .to_dtype(text.dtype())?;
+                (text.broadcast_mul(&keep)? + scattered)?
+            }
+        })
+    }
+
+    /// Runs embeddings through the decoder, extending `cache`; returns normed hidden states.
+    pub fn forward(&self, embeds: &Tensor, cache: &mut KvCache) -> Result<Tensor> {
+        self.decoder.forward_hidden(embeds, cache)
+    }
+
+    pub fn new_cache(&self) -> KvCache {
+        self.decoder.new_cache()
+    }
+}
+
+fn weight_stats(src: &dyn TensorSource) -> WeightStats {
+    let mut s = WeightStats::default();
+    for name in src.names() {
+        let shape = src.shape(&name).unwrap_or_default();
+        s.parameters += shape.iter().map(|&d| d as u64).product::<u64>();
+        s.tensors += 1;
+        *s.dtypes
+            .entry(src.dtype_name(&name).unwrap_or_default())
+            .or_default() += 1;
+    }
+    s
+}

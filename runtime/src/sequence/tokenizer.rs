@@ -1,0 +1,87 @@
+//! One tokenizer type over the two formats checkpoints ship: `tokenizer.json` (the `tokenizers`
+//! crate) and a bare SentencePiece `tokenizer.model` (our own reader, with transformers' slow
+//! tokenizer semantics). Special-token ids are always looked up by their strings.
+
+use super::sentencepiece::HfSlowTokenizer;
+use crate::error::{Error, Result};
+use std::path::Path;
+
+enum Inner {
+    Fast(Box<tokenizers::Tokenizer>),
+    Slow(Box<HfSlowTokenizer>),
+}
+
+pub struct Tokenizer {
+    inner: Inner,
+}
+
+impl Tokenizer {
+    /// Loads `tokenizer.json` if present, else `tokenizer.model`.
+    pub fn from_dir(dir: &Path) -> Result<Self> {
+        let json = dir.join("tokenizer.json");
+        if json.exists() {
+            let t = tokenizers::Tokenizer::from_file(&json)
+                .map_err(|e| Error::Tokenizer(format!("{}: {e}", json.display())))?;
+            return Ok(Tokenizer {
+                inner: Inner::Fast(Box::new(t)),
+            });
+        }
+        if dir.join("tokenizer.model").exists() {
+            let t = HfSlowTokenizer::from_dir(dir).map_err(|e| {
+                Error::Tokenizer(format!("{}: {e}", dir.join("tokenizer.model").display()))
+            })?;
+            return Ok(Tokenizer {
+                inner: Inner::Slow(Box::new(t)),
+            });
+        }
+        Err(Error::Tokenizer(format!(
+            "{}: no tokenizer.json or tokenizer.model",
+            dir.display()
+        )))
+    }
+
+    pub fn encode(&self, text: &str, add_special_tokens: bool) -> Result<Vec<u32>> {
+        match &self.inner {
+            Inner::Fast(t) => Ok(t
+                .encode(text, add_special_tokens)
+                .map_err(|e| Error::Tokenizer(e.to_string()))?
+                .get_ids()
+                .to_vec()),
+            Inner::Slow(t) => Ok(t.encode(text, add_special_tokens)),
+        }
+    }
+
+    pub fn decode(&self, ids: &[u32], skip_special_tokens: bool) -> Result<String> {
+        match &self.inner {
+            Inner::Fast(t) => t
+                .decode(ids, skip_special_tokens)
+                .map_err(|e| Error::Tokenizer(e.to_string())),
+            Inner::Slow(t) => Ok(t.decode(ids, skip_special_tokens)),
+        }
+    }
+
+    pub fn token_to_id(&self, token: &str) -> Option<u32> {
+        match &self.inner {
+            Inner::Fast(t) => t.token_to_id(token),
+            Inner::Slow(t) => t.token_to_id(token),
+        }
+    }
+
+    /// `token_to_id` that fails with a message naming the missing token.
+    pub fn require(&self, token: &str) -> Result<u32> {
+        self.token_to_id(token)
+            .ok_or_else(|| Error::Tokenizer(format!("the tokenizer has no token `{token}`")))
+    }
+
+    /// `len(tokenizer)` in transformers terms: base vocabulary plus added tokens.
+    pub fn len(&self) -> usize {
+        match &self.inner {
+            Inner::Fast(t) => t.get_vocab_size(true),
+            Inner::Slow(t) => t.vocab_len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}

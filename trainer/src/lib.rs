@@ -1,0 +1,1 @@
+//! Training: full and LoRA fine-tuning (issue: trainer). Not implemented yet.
