@@ -161,3 +161,112 @@ pub fn preprocess(spec: &PreprocessSpec, img: &RgbImage) -> Result<PatchGrid> {
         resized_hw: (plan.resized_h as usize, plan.resized_w as usize),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::{PatchOrder, ResampleFilter};
+
+    fn spec(resize: ResizePolicy, patch: usize) -> PreprocessSpec {
+        PreprocessSpec {
+            resize,
+            filter: ResampleFilter::Bilinear,
+            resample_exact: true,
+            patch,
+            order: PatchOrder::Chw,
+            pad_value: Some(1.0),
+            rescale: 1.0 / 255.0,
+            mean: [0.5; 3],
+            std: [0.5; 3],
+        }
+    }
+
+    fn sized(p: &PreprocessSpec, w: u32, h: u32) -> (u32, u32, usize, usize) {
+        let r = plan(p, w, h).unwrap();
+        (r.resized_w, r.resized_h, r.rows, r.cols)
+    }
+
+    #[test]
+    fn fuyu_fit_within_never_upscales_and_truncates() {
+        let p = spec(
+            ResizePolicy::FitWithin {
+                max_w: 1920,
+                max_h: 1080,
+            },
+            30,
+        );
+        assert_eq!(sized(&p, 45, 31), (45, 31, 2, 2));
+        assert_eq!(sized(&p, 1, 1), (1, 1, 1, 1));
+        assert_eq!(sized(&p, 1920, 1080), (1920, 1080, 36, 64));
+        // One pixel too wide: s = 1920/1921, height truncates to 1079.
+        assert_eq!(sized(&p, 1921, 1080), (1920, 1079, 36, 64));
+        assert_eq!(sized(&p, 12, 1200), (10, 1080, 36, 1));
+        assert_eq!(sized(&p, 3000, 3000), (1080, 1080, 36, 36));
+        // Extreme ratios: the reference would produce a zero side; we keep one pixel.
+        assert_eq!(sized(&p, 1, 100_000), (1, 1080, 36, 1));
+        // Python: int(100000 * (1920/100000)) == 1919.
+        assert_eq!(sized(&p, 100_000, 1), (1919, 1, 1, 64));
+    }
+
+    #[test]
+    fn solo_long_side_round_up_rule() {
+        let p = spec(
+            ResizePolicy::LongSideRoundUp {
+                multiple: 32,
+                cap: 1024,
+            },
+            32,
+        );
+        assert_eq!(sized(&p, 300, 64), (320, 96, 3, 10));
+        assert_eq!(sized(&p, 64, 300), (96, 320, 10, 3));
+        assert_eq!(sized(&p, 45, 31), (64, 64, 2, 2));
+        assert_eq!(sized(&p, 1100, 20), (1024, 32, 1, 32));
+        assert_eq!(sized(&p, 1, 50), (32, 64, 2, 1));
+        assert_eq!(sized(&p, 1, 1), (32, 32, 1, 1));
+        assert_eq!(sized(&p, 4000, 3000), (1024, 768, 24, 32));
+        // int() truncation before the ceil: 1024*333/1000 = 340.99 → 340 → 352.
+        assert_eq!(sized(&p, 1000, 333), (1024, 352, 11, 32));
+        // Degenerate ratio: upstream computes a zero side; we keep one patch.
+        assert_eq!(sized(&p, 1, 100_000), (32, 1024, 32, 1));
+    }
+
+    #[test]
+    fn zero_sized_image_is_an_error() {
+        let p = spec(
+            ResizePolicy::FitWithin {
+                max_w: 1920,
+                max_h: 1080,
+            },
+            30,
+        );
+        assert!(plan(&p, 0, 10).is_err());
+    }
+
+    #[test]
+    fn padding_happens_before_rescale_and_patches_are_hwc_or_chw() {
+        let mut p = spec(
+            ResizePolicy::FitWithin {
+                max_w: 1920,
+                max_h: 1080,
+            },
+            2,
+        );
+        p.order = PatchOrder::Hwc;
+        // 1x1 red pixel: the rest of the 2x2 patch is the raw pad value 1.0 → (1/255-0.5)/0.5.
+        let img = RgbImage {
+            width: 1,
+            height: 1,
+            data: vec![255, 0, 0],
+        };
+        let g = preprocess(&p, &img).unwrap();
+        let pad = (1.0f32 / 255.0 - 0.5) / 0.5;
+        assert_eq!((g.rows, g.cols, g.patch_dim), (1, 1, 12));
+        assert_eq!(&g.patches[..3], &[1.0, -1.0, -1.0]);
+        assert!(g.patches[3..].iter().all(|&v| (v - pad).abs() < 1e-7));
+        p.order = PatchOrder::Chw;
+        let g = preprocess(&p, &img).unwrap();
+        assert_eq!(g.patches[0], 1.0);
+        assert!((g.patches[1] - pad).abs() < 1e-7);
+        assert_eq!(g.patches[4], -1.0);
+    }
+}
