@@ -122,7 +122,8 @@ fn build(folder: &HfFolder, tok: &Tokenizer) -> Result<(ModelSpec, NameAliases)>
         stop_ids.push(eos);
     }
     // The demo's `suppress_tokens = range(32000, len(tokenizer))`: every SOLO-added token.
-    let suppress = vec![vision..tok.len().max(vision as usize) as u32];
+    let added_tokens = vision..tok.len().max(vision as usize) as u32;
+    let suppress = std::iter::once(added_tokens).collect();
     let spec = ModelSpec {
         family: FAMILY.name,
         decoder,

@@ -125,7 +125,8 @@ mod tests {
     fn greedy_respects_suppression_and_penalty() {
         let mut s = Sampler::new(SamplingOptions::default());
         let mut l = vec![0.0, 5.0, 4.0, 1.0];
-        assert_eq!(s.sample(&mut l, &[1..2], &[]), 2);
+        let masked = std::iter::once(1..2).collect::<Vec<_>>();
+        assert_eq!(s.sample(&mut l, &masked, &[]), 2);
         let mut s = Sampler::new(SamplingOptions {
             repetition_penalty: 2.0,
             ..Default::default()
@@ -145,7 +146,7 @@ mod tests {
         let run = || {
             let mut s = Sampler::new(opts.clone());
             (0..50)
-                .map(|_| s.sample(&mut vec![1.0, 3.0, 2.9, 0.5], &[], &[]))
+                .map(|_| s.sample(&mut [1.0, 3.0, 2.9, 0.5], &[], &[]))
                 .collect::<Vec<_>>()
         };
         let a = run();
