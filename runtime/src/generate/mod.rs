@@ -85,6 +85,11 @@ impl<'m> Chat<'m> {
         self.cache.len == 0
     }
 
+    /// Every token id of the conversation so far (prompts, image placeholders and answers).
+    pub fn history(&self) -> &[u32] {
+        &self.history
+    }
+
     /// Sends a user message; `on_text` receives streamed text pieces and returns `false` to stop.
     pub fn send(
         &mut self,
