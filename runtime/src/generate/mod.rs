@@ -98,44 +98,10 @@ impl<'m> Chat<'m> {
         opts: &GenerationOptions,
         on_text: &mut dyn FnMut(&str) -> bool,
     ) -> Result<Reply> {
-        let model = self.model;
         let t0 = Instant::now();
-        let prepared = images
-            .iter()
-            .map(|im| model.prepare_image(im))
-            .collect::<Result<Vec<_>>>()?;
-        let grids: Vec<(usize, usize)> = prepared
-            .iter()
-            .map(|p| (p.grid.rows, p.grid.cols))
-            .collect();
-        let mut parts: Vec<Part> = Vec::new();
-        if self.turns > 0 && self.format == PromptFormat::Chat {
-            parts.extend(model.spec.sequence.template.assistant_end.iter().cloned());
-        }
-        parts.extend(
-            model
-                .turn_parts(self.format, self.turns == 0, !images.is_empty())
-                .iter()
-                .cloned(),
-        );
-        let seq = model.build_turn(&parts, prompt, &grids)?;
-        let needed = self.cache.len + seq.ids.len();
+        let (seq, hidden) = self.prefill_turn(prompt, images, "")?;
+        let model = self.model;
         let context = model.spec.decoder.max_position;
-        if needed + 1 > context {
-            return Err(Error::ContextOverflow {
-                tokens: needed,
-                context,
-            });
-        }
-        let img = if prepared.is_empty() {
-            None
-        } else {
-            let rows: Vec<&Tensor> = prepared.iter().map(|p| &p.embeds).collect();
-            Some(Tensor::cat(&rows, 0)?)
-        };
-        let embeds = model.embed_sequence(&seq, img.as_ref())?;
-        let hidden = model.forward(&embeds, &mut self.cache)?;
-        self.history.extend(&seq.ids);
         let last = hidden.i(hidden.dim(0)? - 1..)?;
         let mut logits: Vec<f32> = model.decoder.logits(&last)?.flatten_all()?.to_vec1()?;
         let prefill_seconds = t0.elapsed().as_secs_f64();
@@ -205,6 +171,75 @@ impl<'m> Chat<'m> {
         })
     }
 
+    /// Adds an earlier exchange (a user turn and the assistant's answer, given as text) to the
+    /// conversation without generating, e.g. to resume a chat whose history a client sends back.
+    /// The next [`Chat::send`] continues after it exactly as if the model had produced `answer`
+    /// (as tokenized now). Returns the number of positions prefilled.
+    pub fn replay(&mut self, prompt: &str, images: &[RgbImage], answer: &str) -> Result<usize> {
+        let before = self.cache.len;
+        self.prefill_turn(prompt, images, answer)?;
+        self.turns += 1;
+        Ok(self.cache.len - before)
+    }
+
+    /// Builds one user turn (template, prompt, images), optionally followed by a given answer,
+    /// checks it against the context length and prefills it. Returns the turn's sequence and the
+    /// hidden states of every prefilled position.
+    fn prefill_turn(
+        &mut self,
+        prompt: &str,
+        images: &[RgbImage],
+        answer: &str,
+    ) -> Result<(crate::sequence::Sequence, Tensor)> {
+        let model = self.model;
+        let prepared = images
+            .iter()
+            .map(|im| model.prepare_image(im))
+            .collect::<Result<Vec<_>>>()?;
+        let grids: Vec<(usize, usize)> = prepared
+            .iter()
+            .map(|p| (p.grid.rows, p.grid.cols))
+            .collect();
+        let mut parts: Vec<Part> = Vec::new();
+        if self.turns > 0 && self.format == PromptFormat::Chat {
+            parts.extend(model.spec.sequence.template.assistant_end.iter().cloned());
+        }
+        parts.extend(
+            model
+                .turn_parts(self.format, self.turns == 0, !images.is_empty())
+                .iter()
+                .cloned(),
+        );
+        let seq = model.build_turn(&parts, prompt, &grids)?;
+        let answer_ids = if answer.is_empty() {
+            Vec::new()
+        } else {
+            model.tokenizer.encode(answer, false)?
+        };
+        let needed = self.cache.len + seq.ids.len() + answer_ids.len();
+        let context = model.spec.decoder.max_position;
+        if needed + 1 > context {
+            return Err(Error::ContextOverflow {
+                tokens: needed,
+                context,
+            });
+        }
+        let img = if prepared.is_empty() {
+            None
+        } else {
+            let rows: Vec<&Tensor> = prepared.iter().map(|p| &p.embeds).collect();
+            Some(Tensor::cat(&rows, 0)?)
+        };
+        let mut embeds = model.embed_sequence(&seq, img.as_ref())?;
+        if !answer_ids.is_empty() {
+            embeds = Tensor::cat(&[&embeds, &model.decoder.embed(&answer_ids)?], 0)?;
+        }
+        let hidden = model.forward(&embeds, &mut self.cache)?;
+        self.history.extend(&seq.ids);
+        self.history.extend(&answer_ids);
+        Ok((seq, hidden))
+    }
+
     /// Runs any history tokens the cache has not seen (the final answer token) through the decoder.
     fn sync_cache_with_history(&mut self) -> Result<()> {
         if self.history.len() > self.cache.len {
@@ -213,5 +248,106 @@ impl<'m> Chat<'m> {
             self.model.forward(&e, &mut self.cache)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::LoadOptions;
+    use std::path::PathBuf;
+
+    fn fixtures() -> PathBuf {
+        std::env::var("MONOVLM_FIXTURES")
+            .map(PathBuf::from)
+            .unwrap_or_else(|_| {
+                PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures")
+            })
+    }
+
+    fn greedy(max_tokens: usize) -> GenerationOptions {
+        GenerationOptions {
+            max_tokens,
+            stop_at_eos: false,
+            ..Default::default()
+        }
+    }
+
+    /// A replayed exchange followed by a new turn equals one prefill of the same tokens.
+    #[test]
+    fn replayed_exchange_then_send_equals_full_recompute() {
+        let dir = fixtures().join("fuyu-tiny");
+        let model = Model::load(&dir.join("model"), &LoadOptions::default()).unwrap();
+        let bytes = std::fs::read(dir.join("images/wide.png")).unwrap();
+        let img = crate::image::pilimage::decode_rgb(&bytes, &Default::default()).unwrap();
+        let answer = "It is a red bus.";
+
+        let mut chat = Chat::new(&model, PromptFormat::Chat);
+        let n = chat
+            .replay("What is this?\n", std::slice::from_ref(&img), answer)
+            .unwrap();
+        assert_eq!(n, chat.len());
+        let reply = chat
+            .send("Tell me more.\n", &[], &greedy(4), &mut |_| true)
+            .unwrap();
+
+        let prepared = model.prepare_image(&img).unwrap();
+        let grid = (prepared.grid.rows, prepared.grid.cols);
+        let mut seq = model
+            .build_turn(
+                model.turn_parts(PromptFormat::Chat, true, true),
+                "What is this?\n",
+                &[grid],
+            )
+            .unwrap();
+        seq.ids
+            .extend(model.tokenizer.encode(answer, false).unwrap());
+        let mut parts = model.spec.sequence.template.assistant_end.clone();
+        parts.extend(
+            model
+                .turn_parts(PromptFormat::Chat, false, false)
+                .iter()
+                .cloned(),
+        );
+        seq.ids.extend(
+            model
+                .build_turn(&parts, "Tell me more.\n", &[])
+                .unwrap()
+                .ids,
+        );
+        assert_eq!(seq.ids, chat.history()[..seq.ids.len()]);
+
+        let embeds = model.embed_sequence(&seq, Some(&prepared.embeds)).unwrap();
+        let mut cache = model.new_cache();
+        let mut h = model.forward(&embeds, &mut cache).unwrap();
+        let mut out = Vec::new();
+        for _ in 0..4 {
+            let last = h.i(h.dim(0).unwrap() - 1..).unwrap();
+            let logits: Vec<f32> = model
+                .decoder
+                .logits(&last)
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1()
+                .unwrap();
+            let t = argmax(&logits);
+            out.push(t);
+            h = model
+                .forward(&model.decoder.embed(&[t]).unwrap(), &mut cache)
+                .unwrap();
+        }
+        assert_eq!(reply.ids, out);
+    }
+
+    #[test]
+    fn replay_over_the_context_length_is_an_error() {
+        let dir = fixtures().join("fuyu-tiny");
+        let model = Model::load(&dir.join("model"), &LoadOptions::default()).unwrap();
+        let mut chat = Chat::new(&model, PromptFormat::Chat);
+        let long = "word ".repeat(model.spec.decoder.max_position);
+        let err = chat.replay("hi", &[], &long).unwrap_err();
+        assert!(matches!(err, Error::ContextOverflow { .. }), "{err}");
+        assert!(chat.is_empty());
     }
 }
