@@ -3,6 +3,7 @@
 mod cli_ask;
 mod cli_check;
 mod cli_inspect;
+mod serve;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -28,6 +29,8 @@ enum Command {
     CheckReference(cli_check::CheckArgs),
     /// Show a model's family, size and dtypes, and how an image would be tokenized.
     Inspect(cli_inspect::InspectArgs),
+    /// OpenAI-compatible local server: /v1/chat/completions (with images), /v1/models, /health.
+    Serve(serve::ServeArgs),
 }
 
 fn main() -> ExitCode {
@@ -37,6 +40,7 @@ fn main() -> ExitCode {
         Command::Chat(a) => cli_ask::chat(a),
         Command::CheckReference(a) => cli_check::run(a),
         Command::Inspect(a) => cli_inspect::run(a),
+        Command::Serve(a) => serve::serve(a),
     };
     match result {
         Ok(code) => code,
