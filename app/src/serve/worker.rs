@@ -126,7 +126,9 @@ fn run(model: &Model, job: Job) {
     let replayed = chat.len();
     let mut filter = StopFilter::new(stops);
     let mut client_gone = false;
+    let mut raw_len = 0usize;
     let mut on_text = |piece: &str| {
+        raw_len += piece.len();
         let shown = filter.push(piece);
         if !shown.is_empty() && events.send(Event::Delta(shown)).is_err() {
             client_gone = true;
@@ -139,7 +141,17 @@ fn run(model: &Model, job: Job) {
         Ok(r) => r,
         Err(e) => return fail(&e),
     };
-    let by_stop_string = filter.stopped();
+    let mut by_stop_string = filter.stopped();
+    if !by_stop_string {
+        // The runtime holds back a trailing incomplete UTF-8 sequence; the reply has it all.
+        if reply.text.len() > raw_len && reply.text.is_char_boundary(raw_len) {
+            let tail = filter.push(&reply.text[raw_len..]);
+            if !tail.is_empty() && events.send(Event::Delta(tail)).is_err() {
+                client_gone = true;
+            }
+            by_stop_string = filter.stopped();
+        }
+    }
     if !by_stop_string {
         let rest = filter.finish();
         if !rest.is_empty() && events.send(Event::Delta(rest)).is_err() {
