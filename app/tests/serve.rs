@@ -615,6 +615,22 @@ fn api_key_is_required_when_set() {
         b"",
     );
     assert_eq!(models.json()["data"][0]["id"], "model");
+    let one = request(
+        &server.addr,
+        "GET",
+        "/v1/models/model",
+        &[("Authorization", "Bearer sekrit")],
+        b"",
+    );
+    assert_eq!(one.json()["id"], "model");
+    request(
+        &server.addr,
+        "GET",
+        "/v1/models/other",
+        &[("Authorization", "Bearer sekrit")],
+        b"",
+    )
+    .error(404);
     // Health stays open for load balancers and scripts.
     assert_eq!(
         request(&server.addr, "GET", "/health", &[], b"").status,

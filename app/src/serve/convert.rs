@@ -212,6 +212,22 @@ pub fn generation_options(
             ApiError::invalid(format!("top_p must be in (0, 1], got {top_p}")).param("top_p"),
         );
     }
+    let top_k = match req.top_k {
+        None => 0,
+        Some(k) if k >= 0 => usize::try_from(k).unwrap_or(usize::MAX),
+        Some(k) => {
+            return Err(
+                ApiError::invalid(format!("top_k must be at least 0, got {k}")).param("top_k"),
+            )
+        }
+    };
+    let repetition_penalty = req.repetition_penalty.unwrap_or(1.0);
+    if !(repetition_penalty.is_finite() && repetition_penalty > 0.0) {
+        return Err(ApiError::invalid(format!(
+            "repetition_penalty must be a positive number, got {repetition_penalty}"
+        ))
+        .param("repetition_penalty"));
+    }
     let seed = match req.seed {
         Some(s) => s as u64,
         None => fresh_seed(),
@@ -220,9 +236,10 @@ pub fn generation_options(
         max_tokens: limits.max_tokens(req.max_completion_tokens.or(req.max_tokens))?,
         sampling: SamplingOptions {
             temperature,
+            top_k,
             top_p,
+            repetition_penalty,
             seed,
-            ..Default::default()
         },
         ..Default::default()
     })
@@ -345,6 +362,8 @@ mod tests {
             r#"{"messages":[],"top_p":0}"#,
             r#"{"messages":[],"n":2}"#,
             r#"{"messages":[],"max_tokens":0}"#,
+            r#"{"messages":[],"top_k":-1}"#,
+            r#"{"messages":[],"repetition_penalty":0}"#,
         ] {
             assert!(generation_options(&req(bad), &l).is_err(), "{bad}");
         }

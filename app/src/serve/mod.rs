@@ -105,6 +105,12 @@ pub fn serve(a: ServeArgs) -> Result<ExitCode> {
             .await
             .with_context(|| format!("binding {}:{}", a.host, a.port))?;
         let addr = listener.local_addr()?;
+        if !addr.ip().is_loopback() && state.api_key.is_none() {
+            eprintln!(
+                "monovlm serve: warning: listening on {addr} without --api-key; \
+                 anyone who can reach this address can use the model"
+            );
+        }
         eprintln!(
             "monovlm serve: {family} model `{model_id}` (context {context_length}), \
              {} worker(s), listening on http://{addr}",

@@ -6,7 +6,7 @@ use super::limits::Limits;
 use super::wire::ChatRequest;
 use super::worker::{Event, Job, Outcome, Pool};
 use axum::body::{Body, Bytes, HttpBody};
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -35,6 +35,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/health", get(health))
         .route("/v1/models", get(models))
+        .route("/v1/models/{id}", get(model_by_id))
         .route("/v1/chat/completions", post(chat_completions))
         .fallback(fallback)
         .with_state(state)
@@ -89,17 +90,32 @@ async fn models(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Respo
     }
     json_response(
         StatusCode::OK,
-        &json!({
-            "object": "list",
-            "data": [{
-                "id": state.model_id,
-                "object": "model",
-                "created": state.started,
-                "owned_by": "monovlm",
-                "meta": {"family": state.family, "context_length": state.context_length},
-            }]
-        }),
+        &json!({"object": "list", "data": [model_object(&state)]}),
     )
+}
+
+fn model_object(state: &AppState) -> Value {
+    json!({
+        "id": state.model_id,
+        "object": "model",
+        "created": state.started,
+        "owned_by": "monovlm",
+        "meta": {"family": state.family, "context_length": state.context_length},
+    })
+}
+
+async fn model_by_id(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    if let Err(e) = authorize(&state, &headers) {
+        return e.into_response();
+    }
+    if id != state.model_id {
+        return ApiError::model_not_found(&id, &state.model_id).into_response();
+    }
+    json_response(StatusCode::OK, &model_object(&state))
 }
 
 /// Reads the body up to the limit; a declared or actual size over it is a 413.

@@ -17,6 +17,9 @@ pub struct ChatRequest {
     pub seed: Option<i64>,
     pub stop: Option<Stop>,
     pub n: Option<i64>,
+    /// Extensions that llama.cpp's server also accepts.
+    pub top_k: Option<i64>,
+    pub repetition_penalty: Option<f32>,
 }
 
 #[derive(Debug, Deserialize)]
