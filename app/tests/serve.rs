@@ -569,6 +569,24 @@ fn bad_requests_get_4xx_and_the_server_keeps_serving() {
     let e = server.post(&big).error(413);
     assert_eq!(e["code"], "request_too_large", "{e}");
     still_serving("body over the limit");
+    // The same without a declared length: the limit holds while reading a chunked body.
+    let mut s = TcpStream::connect(&server.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let head = "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\
+                Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n";
+    let _ = s.write_all(head.as_bytes());
+    let chunk = [b' '; 100_000];
+    for _ in 0..15 {
+        let _ = write!(s, "{:x}\r\n", chunk.len());
+        let _ = s.write_all(&chunk);
+        let _ = s.write_all(b"\r\n");
+    }
+    let _ = s.write_all(b"0\r\n\r\n");
+    let mut raw = Vec::new();
+    let _ = s.read_to_end(&mut raw);
+    let e = parse_response(&raw).error(413);
+    assert_eq!(e["code"], "request_too_large", "{e}");
+    still_serving("chunked body over the limit");
 
     for bad in [
         json!({"messages": []}),
