@@ -77,11 +77,14 @@ impl ApiError {
         .code("request_too_large")
     }
 
-    pub fn busy(queue: usize) -> Self {
+    pub fn busy(limit: usize) -> Self {
         Self::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "server_error",
-            format!("the server is busy: {queue} requests are already waiting (--max-queue); retry later"),
+            format!(
+                "the server is busy: {limit} requests are already running or waiting \
+                 (--parallel + --max-queue); retry later"
+            ),
         )
         .code("queue_full")
     }

@@ -14,7 +14,7 @@ use crate::cli_ask::{load_model, ModelArgs};
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use std::process::ExitCode;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, AtomicUsize};
 use std::sync::Arc;
 
 #[derive(Args)]
@@ -30,7 +30,8 @@ pub struct ServeArgs {
     /// Requests generated at the same time (each on its own thread).
     #[arg(long, default_value_t = 1)]
     pub parallel: usize,
-    /// Requests that may wait for a free slot; more get 503 with Retry-After.
+    /// Requests that may wait for a free slot; more get 503 with Retry-After (checked before
+    /// their bodies are read, so memory stays bounded by this and --max-body-bytes).
     #[arg(long, default_value_t = 32)]
     pub max_queue: usize,
     /// Require `Authorization: Bearer KEY` on /v1 routes (or set MONOVLM_API_KEY).
@@ -93,6 +94,8 @@ pub fn serve(a: ServeArgs) -> Result<ExitCode> {
             .map(|d| d.as_secs())
             .unwrap_or(0),
         next_id: AtomicU64::new(0),
+        in_flight: AtomicUsize::new(0),
+        max_in_flight: a.parallel + a.max_queue,
     });
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

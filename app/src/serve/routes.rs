@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
@@ -29,6 +29,30 @@ pub struct AppState {
     pub pool: Pool,
     pub started: u64,
     pub next_id: AtomicU64,
+    /// Chat requests being read, decoded, queued, generated or streamed right now.
+    pub in_flight: AtomicUsize,
+    /// Refuse more than this many at once, before reading their bodies (bounds memory).
+    pub max_in_flight: usize,
+}
+
+/// Counts one chat request in flight until dropped.
+struct InFlight(Arc<AppState>);
+
+impl InFlight {
+    fn enter(state: &Arc<AppState>) -> Result<Self, ApiError> {
+        let before = state.in_flight.fetch_add(1, Ordering::AcqRel);
+        let guard = InFlight(Arc::clone(state));
+        if before >= state.max_in_flight {
+            return Err(ApiError::busy(state.max_in_flight));
+        }
+        Ok(guard)
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 pub fn router(state: Arc<AppState>) -> Router {
@@ -177,6 +201,7 @@ async fn chat_inner(
     body: Body,
 ) -> Result<Response, ApiError> {
     authorize(&state, &headers)?;
+    let in_flight = InFlight::enter(&state)?;
     let bytes = read_body(&headers, body, state.limits.max_body_bytes).await?;
     let mut req: ChatRequest = serde_json::from_slice(&bytes).map_err(|e| {
         if e.is_syntax() || e.is_eof() {
@@ -231,6 +256,7 @@ async fn chat_inner(
                 Some(Event::Delta(d)) => text.push_str(&d),
                 Some(Event::Done(o)) => {
                     drop(guard);
+                    drop(in_flight);
                     return Ok(json_response(
                         StatusCode::OK,
                         &json!({
@@ -269,6 +295,7 @@ async fn chat_inner(
         include_usage,
         meta,
         _guard: guard,
+        _in_flight: in_flight,
     };
     sse.out
         .push_back(sse.chunk(json!({"role": "assistant", "content": ""}), None));
@@ -306,6 +333,7 @@ struct SseStream {
     include_usage: bool,
     meta: Meta,
     _guard: CancelOnDrop,
+    _in_flight: InFlight,
 }
 
 impl SseStream {

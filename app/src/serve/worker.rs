@@ -40,6 +40,7 @@ pub struct Outcome {
 
 pub struct Pool {
     queue: SyncSender<Job>,
+    parallel: usize,
     max_queue: usize,
 }
 
@@ -58,6 +59,7 @@ impl Pool {
         }
         Ok(Pool {
             queue: tx,
+            parallel,
             max_queue,
         })
     }
@@ -66,7 +68,7 @@ impl Pool {
     pub fn submit(&self, job: Job) -> Result<(), ApiError> {
         match self.queue.try_send(job) {
             Ok(()) => Ok(()),
-            Err(TrySendError::Full(_)) => Err(ApiError::busy(self.max_queue)),
+            Err(TrySendError::Full(_)) => Err(ApiError::busy(self.parallel + self.max_queue)),
             Err(TrySendError::Disconnected(_)) => {
                 Err(ApiError::internal("no model workers are running"))
             }
