@@ -40,7 +40,7 @@ fn second_turn_equals_full_recompute() {
 
     // Rebuild the same conversation and prefill it in one go.
     let prepared = model.prepare_image(&img).unwrap();
-    let grid = (prepared.grid.rows, prepared.grid.cols);
+    let grid = prepared.slots;
     let t1 = model
         .build_turn(
             model.turn_parts(PromptFormat::Chat, true, true),

@@ -31,3 +31,18 @@ fn fuyu_tiny_matches_transformers() {
 fn solo_tiny_matches_upstream_solo() {
     assert_fixture_passes("solo-tiny");
 }
+
+#[test]
+fn eve2_tiny_matches_upstream_eve() {
+    assert_fixture_passes("eve2-tiny");
+}
+
+#[test]
+fn eve1_tiny_matches_upstream_eve() {
+    assert_fixture_passes("eve1-tiny");
+}
+
+#[test]
+fn hovle_tiny_matches_upstream_hovle() {
+    assert_fixture_passes("hovle-tiny");
+}

@@ -54,6 +54,17 @@ pub fn run(a: InspectArgs) -> Result<ExitCode> {
             .map(|w| format!(", sliding window {w}"))
             .unwrap_or_default()
     );
+    println!(
+        "                 qkv {:?}{}{}",
+        d.qkv,
+        if d.qkv_bias { " with bias" } else { "" },
+        d.names
+            .experts
+            .as_ref()
+            .map(|e| format!(", modality experts at image rows ({})", e.describe()))
+            .unwrap_or_default()
+    );
+    println!("front end:       {}", s.frontend.describe());
     let p = &s.preprocess;
     println!(
         "image:           {:?}, {:?} filter, patch {} ({:?})",
@@ -72,11 +83,21 @@ pub fn run(a: InspectArgs) -> Result<ExitCode> {
             "resized:         {}x{} (w×h)",
             plan.resized_w, plan.resized_h
         );
+        if plan.tiles > 1 || plan.tile_grid != (1, 1) {
+            println!(
+                "tiles:           {}×{} grid{} = {} tiles",
+                plan.tile_grid.0,
+                plan.tile_grid.1,
+                if plan.thumbnail { " + thumbnail" } else { "" },
+                plan.tiles
+            );
+        }
         println!(
-            "grid:            {} rows × {} cols = {} patches",
+            "grid:            {} rows × {} cols = {} patches{}",
             plan.rows,
             plan.cols,
-            plan.rows * plan.cols
+            plan.rows * plan.cols,
+            if plan.tiles > 1 { " per tile" } else { "" }
         );
         println!("image tokens:    {}", model.image_token_count(&plan));
     }

@@ -2,12 +2,12 @@
 //! images → patch grids → embeddings, prompt → token sequence, merge into one embedding sequence.
 
 use crate::checkpoint::{HfFolder, TensorSource, Weights};
-use crate::decoder::{Decoder, KvCache};
+use crate::decoder::{Decoder, Forward, KvCache};
 use crate::error::{Error, Result};
 use crate::families;
 use crate::frontend::Frontend;
 use crate::image::{self, ImagePlan, PatchGrid, RgbImage};
-use crate::sequence::{build_turn, Sequence, Tokenizer};
+use crate::sequence::{build_turn, ImageSlots, Sequence, Tokenizer};
 use crate::spec::{Merge, ModelSpec, Part};
 use candle_core::{DType, Device, Tensor};
 use std::collections::BTreeMap;
@@ -81,6 +81,8 @@ pub enum PromptFormat {
 /// An image after the family's preprocessing and front end.
 pub struct PreparedImage {
     pub grid: PatchGrid,
+    /// How the image occupies the sequence.
+    pub slots: ImageSlots,
     /// `[N, D]` rows, in sequence order.
     pub embeds: Tensor,
 }
@@ -113,7 +115,7 @@ impl Model {
             dtype: opts.dtype.dtype(),
             device: opts.device.clone(),
         };
-        let decoder = Decoder::load(&spec.decoder, &weights)?;
+        let decoder = Decoder::load(&spec.decoder, spec.frontend.pre_decoder(), &weights)?;
         let patch_dim = spec.preprocess.patch * spec.preprocess.patch * 3;
         let frontend = Frontend::load(&spec.frontend, &weights, patch_dim, spec.decoder.hidden)?;
         let stats = weight_stats(&folder.tensors);
@@ -136,15 +138,23 @@ impl Model {
         image::plan(&self.spec.preprocess, width, height)
     }
 
+    /// How an image of this plan occupies the sequence: the front end's output grid per tile
+    /// (patch grid divided by its 2×2 merge, if any) and its learned markers.
+    pub fn image_slots(&self, plan: &ImagePlan) -> ImageSlots {
+        let f = &self.spec.frontend;
+        let m = f.downsample();
+        ImageSlots {
+            tiles: plan.tiles,
+            rows: plan.rows / m,
+            cols: plan.cols / m,
+            learned_cls: f.learned_cls(),
+            learned_row_end: f.learned_row_end(),
+        }
+    }
+
     /// Number of sequence positions one image of this plan occupies.
     pub fn image_token_count(&self, plan: &ImagePlan) -> usize {
-        let l = &self.spec.sequence.layout;
-        let seps = match l.row_sep {
-            Some(_) if l.row_sep_after_last => plan.rows,
-            Some(_) => plan.rows.saturating_sub(1),
-            None => 0,
-        };
-        plan.rows * plan.cols + seps + l.start.is_some() as usize + l.end.is_some() as usize
+        self.image_slots(plan).positions(&self.spec.sequence.layout)
     }
 
     pub fn preprocess(&self, img: &RgbImage) -> Result<PatchGrid> {
@@ -155,7 +165,32 @@ impl Model {
     pub fn prepare_image(&self, img: &RgbImage) -> Result<PreparedImage> {
         let grid = self.preprocess(img)?;
         let embeds = self.frontend.forward(&grid, self.device())?;
-        Ok(PreparedImage { grid, embeds })
+        let slots = self.slots_of(&grid);
+        if embeds.dim(0)? != slots.rows_out() {
+            return Err(Error::Image(format!(
+                "the front end produced {} rows for {} image slots",
+                embeds.dim(0)?,
+                slots.rows_out()
+            )));
+        }
+        Ok(PreparedImage {
+            grid,
+            slots,
+            embeds,
+        })
+    }
+
+    /// Slots of an already preprocessed image.
+    pub fn slots_of(&self, grid: &PatchGrid) -> ImageSlots {
+        self.image_slots(&ImagePlan {
+            resized_w: grid.resized_hw.1 as u32,
+            resized_h: grid.resized_hw.0 as u32,
+            rows: grid.rows,
+            cols: grid.cols,
+            tiles: grid.tiles,
+            tile_grid: grid.tile_grid,
+            thumbnail: grid.thumbnail,
+        })
     }
 
     /// Template parts for a turn.
@@ -174,12 +209,12 @@ impl Model {
         &self,
         parts: &[Part],
         prompt: &str,
-        grids: &[(usize, usize)],
+        images: &[ImageSlots],
     ) -> Result<Sequence> {
-        if grids.len() > self.spec.sequence.max_images {
+        if images.len() > self.spec.sequence.max_images {
             return Err(Error::InvalidArgument(format!(
                 "{} images given; {} takes at most {} per turn",
-                grids.len(),
+                images.len(),
                 self.spec.family,
                 self.spec.sequence.max_images
             )));
@@ -194,7 +229,7 @@ impl Model {
             &self.spec.sequence.layout,
             parts,
             prompt,
-            grids,
+            images,
         )
     }
 
@@ -222,7 +257,7 @@ impl Model {
         let scattered = text.zeros_like()?.index_add(&idx, &img, 0)?;
         Ok(match self.spec.sequence.merge {
             Merge::Add => (text + scattered)?,
-            Merge::Replace => {
+            Merge::Replace | Merge::Expand { .. } => {
                 let mut keep = vec![1f32; seq.ids.len()];
                 for &p in &seq.image_positions {
                     keep[p] = 0.0;
@@ -234,9 +269,42 @@ impl Model {
         })
     }
 
-    /// Runs embeddings through the decoder, extending `cache`; returns normed hidden states.
+    /// Runs text embeddings through the decoder, extending `cache`; returns normed hidden states.
     pub fn forward(&self, embeds: &Tensor, cache: &mut KvCache) -> Result<Tensor> {
         self.decoder.forward_hidden(embeds, cache)
+    }
+
+    /// Like [`Model::forward`] for embeddings whose rows `image_positions` hold image rows (they
+    /// take the modality experts where the decoder has them).
+    pub fn forward_with_images(
+        &self,
+        embeds: &Tensor,
+        image_positions: &[usize],
+        cache: &mut KvCache,
+    ) -> Result<Tensor> {
+        Ok(self
+            .decoder
+            .forward_routed(embeds, image_positions, cache)?
+            .hidden)
+    }
+
+    /// [`Model::forward_with_images`] that also returns the pre-decoder's output (for checks).
+    pub fn forward_full(
+        &self,
+        embeds: &Tensor,
+        image_positions: &[usize],
+        cache: &mut KvCache,
+    ) -> Result<Forward> {
+        self.decoder.forward_routed(embeds, image_positions, cache)
+    }
+
+    /// Positions of `seq` that take the modality experts (empty when the decoder has none).
+    pub fn expert_positions<'a>(&self, seq: &'a Sequence) -> &'a [usize] {
+        if self.decoder.has_experts() {
+            &seq.image_positions
+        } else {
+            &[]
+        }
     }
 
     pub fn new_cache(&self) -> KvCache {

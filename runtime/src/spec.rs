@@ -30,6 +30,9 @@ pub enum QkvLayout {
     Separate,
     /// One matrix whose rows are, per head, `[q_h; k_h; v_h]` (Persimmon `query_key_value`).
     FusedPerHead,
+    /// One matrix whose rows are, per KV head `g`, `[q_{g·r} … q_{g·r+r−1}; k_g; v_g]` with
+    /// `r = heads / kv_heads` (InternLM2 `wqkv`).
+    FusedGrouped,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,8 +60,43 @@ pub struct DecoderNames {
     pub gate: String,
     pub up: String,
     pub down: String,
+    /// Empty for a stack without a final norm (a pre-decoder).
     pub final_norm: String,
+    /// Empty for a stack without an output head (a pre-decoder).
     pub lm_head: String,
+    /// Modality experts: a second copy of some per-layer weights, used at image positions.
+    pub experts: Option<ExpertNames>,
+}
+
+/// Per-layer names (relative to the layer prefix) of the image-position copies of a decoder's
+/// weights (EVE v2 `moe_*`, Mono-InternVL `feed_forward_ve`). `None` means the part is shared by
+/// both modalities. Attention projections are routed per token but attention itself is shared;
+/// rows are routed by the sequence's image positions (generated tokens are text).
+#[derive(Debug, Clone, Default)]
+pub struct ExpertNames {
+    pub attn_norm: Option<String>,
+    /// `[q, k, v, o]` (separate layout) or `[qkv, "", "", o]` (fused layouts).
+    pub attn: Option<[String; 4]>,
+    pub mlp_norm: Option<String>,
+    /// `[gate, up, down]` (`gate` empty for MLPs without one).
+    pub mlp: Option<[String; 3]>,
+}
+
+impl ExpertNames {
+    /// The routed parts, for `inspect` (`norms, attention, mlp`).
+    pub fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        if self.attn_norm.is_some() || self.mlp_norm.is_some() {
+            parts.push("norms");
+        }
+        if self.attn.is_some() {
+            parts.push("attention projections");
+        }
+        if self.mlp.is_some() {
+            parts.push("mlp");
+        }
+        parts.join(", ")
+    }
 }
 
 impl DecoderNames {
@@ -81,6 +119,7 @@ impl DecoderNames {
             down: "mlp.down_proj".into(),
             final_norm: format!("{prefix}norm"),
             lm_head: lm_head.into(),
+            experts: None,
         }
     }
 
@@ -124,12 +163,36 @@ pub enum ResizePolicy {
     FitWithin { max_w: u32, max_h: u32 },
     /// Long side rounded up to a multiple and capped; short side by SOLO's rule with its `int()`.
     LongSideRoundUp { multiple: u32, cap: u32 },
+    /// Scale up or down to an area of about `max_size²`, each side rounded up to a multiple
+    /// (EVE v2: `r = √(W·H)/max_size`, `W' = max(⌈W/r/m⌉·m, m)` in float64).
+    AreaTarget { max_size: u32, multiple: u32 },
+    /// Long side exactly `base·scale`; short side `⌈base·short/long/patch⌉·patch·scale` (EVE v1,
+    /// `base` = `image_size_clip`, `patch` = `patch_stride_clip`, `scale` = `image_size/base`).
+    LongSideFixed { base: u32, patch: u32, scale: u32 },
+    /// InternVL dynamic tiling: the `cols × rows` grid (`min..=max` tiles) whose aspect ratio is
+    /// closest to the image's, resized to `tile·cols × tile·rows` and cut into tiles row-major,
+    /// plus a `tile × tile` thumbnail of the whole image last when there is more than one tile.
+    Tiles {
+        tile: u32,
+        min_tiles: u32,
+        max_tiles: u32,
+        thumbnail: bool,
+    },
 }
 
+/// The reference's resampler, with Pillow semantics. Pillow <= 12 always resizes horizontally
+/// first; Pillow 13 runs the vertical pass first when the height shrinks by more than twice the
+/// width, which moves pixels by a few levels, so the release of the reference matters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ResampleFilter {
+    /// Pillow <= 12 BILINEAR.
     Bilinear,
+    /// Pillow <= 12 BICUBIC.
     Bicubic,
+    /// Pillow >= 13 BILINEAR.
+    BilinearPillow13,
+    /// Pillow >= 13 BICUBIC.
+    BicubicPillow13,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -156,6 +219,35 @@ pub struct PreprocessSpec {
     pub std: [f32; 3],
 }
 
+/// A `[out, in, k, k]` convolution with kernel = stride (a Linear over CHW patches).
+#[derive(Debug, Clone)]
+pub struct ConvNames {
+    pub weight: String,
+    pub bias: Option<String>,
+}
+
+/// `Linear → erf-GELU → Linear`, both with bias, optionally after a LayerNorm (`mlp2x_gelu`,
+/// InternVL `mlp1`, HoVLE `pixel_shuffle_proj`).
+#[derive(Debug, Clone)]
+pub struct MlpNames {
+    pub norm: Option<String>,
+    pub fc1: String,
+    pub fc2: String,
+}
+
+/// One single-query cross-attention of the EVE v1 vision tokenizer: `q = Linear(LN(x))`,
+/// `[k|v] = Linear(LN(keys))`, output `proj(attn)` (with bias).
+#[derive(Debug, Clone)]
+pub struct CrossAttnNames {
+    pub q_norm: String,
+    pub q: String,
+    pub kv_norm: String,
+    pub kv: String,
+    pub proj: String,
+}
+
+// Built once per model at load: variant sizes do not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum FrontendSpec {
     /// One Linear over flattened patches (Fuyu with bias, SOLO without).
@@ -163,6 +255,111 @@ pub enum FrontendSpec {
         weight: String,
         bias: Option<String>,
     },
+    /// EVE v2: conv (patch) → erf-GELU → conv 2×2 → learned class vector first and a learned
+    /// split vector after every row. No projector.
+    DenseConv {
+        patch_conv: ConvNames,
+        dense_conv: ConvNames,
+        class_embedding: String,
+        split_embedding: String,
+    },
+    /// EVE v1: conv (patch, no bias) → 2×2 average pool queried against its 4 unpooled cells
+    /// (local cross-attention, residual = pooled) → global cross-attention from the class vector
+    /// → `[CLS, row, SPLIT, row, SPLIT, …]` → projector on every vector.
+    PooledCrossAttn {
+        patch_conv: ConvNames,
+        local: CrossAttnNames,
+        global: CrossAttnNames,
+        /// Heads of both cross-attentions (a constant of the upstream code); scale is `C^-½`.
+        heads: usize,
+        norm_eps: f64,
+        class_embedding: String,
+        split_embedding: String,
+        projector: MlpNames,
+    },
+    /// InternVL-style patch model: conv (patch, bias) + learned position table (without its class
+    /// row; bicubically resized when the grid differs) → 2×2 pixel shuffle (channels
+    /// `(dy, dx, c)`) → MLP. Every tile gives `(g/2)²` rows.
+    PixelShuffle {
+        patch_conv: ConvNames,
+        /// `[1, 1 + G·G, C]`; row 0 belongs to the (unused or dropped) class token.
+        position_embedding: String,
+        mlp: MlpNames,
+        mlp_norm_eps: f64,
+    },
+    /// HoVLE's holistic embedding: an image front end plus decoder layers (own heads, RoPE, no
+    /// final norm, own KV cache) that every position, text and image, passes before the decoder.
+    Holistic {
+        image: Box<FrontendSpec>,
+        layers: Box<DecoderSpec>,
+    },
+}
+
+impl FrontendSpec {
+    /// Short description for `inspect`.
+    pub fn describe(&self) -> String {
+        match self {
+            FrontendSpec::LinearPatch { bias, .. } => format!(
+                "linear patch embedding ({})",
+                if bias.is_some() { "bias" } else { "no bias" }
+            ),
+            FrontendSpec::DenseConv { .. } => {
+                "conv → GELU → conv 2×2, learned CLS and row-split vectors".into()
+            }
+            FrontendSpec::PooledCrossAttn { heads, .. } => format!(
+                "conv → 2×2 pool with local/global cross-attention ({heads} heads), learned CLS and row-split vectors, MLP projector"
+            ),
+            FrontendSpec::PixelShuffle { mlp, .. } => format!(
+                "conv + position table → 2×2 pixel shuffle → {}MLP",
+                if mlp.norm.is_some() { "LayerNorm + " } else { "" }
+            ),
+            FrontendSpec::Holistic { image, layers } => format!(
+                "{}; then {} holistic layers (heads {}/{}, θ {})",
+                image.describe(),
+                layers.layers,
+                layers.heads,
+                layers.kv_heads,
+                layers.rope_theta
+            ),
+        }
+    }
+
+    /// The decoder layers every position passes before the decoder proper, if any.
+    pub fn pre_decoder(&self) -> Option<&DecoderSpec> {
+        match self {
+            FrontendSpec::Holistic { layers, .. } => Some(layers),
+            _ => None,
+        }
+    }
+
+    /// The part that turns pixels into rows.
+    pub fn image(&self) -> &FrontendSpec {
+        match self {
+            FrontendSpec::Holistic { image, .. } => image.image(),
+            other => other,
+        }
+    }
+
+    /// Patches per output row along each side (2 for the 2×2 conv, pool or pixel shuffle).
+    pub fn downsample(&self) -> usize {
+        match self.image() {
+            FrontendSpec::LinearPatch { .. } => 1,
+            _ => 2,
+        }
+    }
+
+    /// Whether the front end emits a learned vector before the grid (EVE's CLS).
+    pub fn learned_cls(&self) -> bool {
+        matches!(
+            self.image(),
+            FrontendSpec::DenseConv { .. } | FrontendSpec::PooledCrossAttn { .. }
+        )
+    }
+
+    /// Whether the front end emits a learned vector after every row (EVE's split vector).
+    pub fn learned_row_end(&self) -> bool {
+        self.learned_cls()
+    }
 }
 
 /// How the patch grid becomes token ids.
@@ -181,6 +378,9 @@ pub enum Merge {
     Replace,
     /// Image rows are added to the placeholder embeddings.
     Add,
+    /// Image rows replace their placeholders; the reference writes the whole image as one
+    /// `sentinel` id that expands to all its rows (EVE's -200).
+    Expand { sentinel: i64 },
 }
 
 /// One piece of a prompt template.
@@ -194,6 +394,15 @@ pub enum Part {
     Text(String),
     /// Text tokenized with the tokenizer's special tokens (its BOS/post-processor).
     TextWithSpecials(String),
+    /// Text with `{prompt}` substituted in which each `marker` (the reference's placeholder
+    /// string, e.g. `<image>`) stands for the next image of the turn; a prompt without markers gets
+    /// `prefix` once per image first (EVE's and InternVL's `<image>\n`). The chunks between
+    /// markers are tokenized separately without special tokens, as the references do.
+    TextWithImages {
+        text: String,
+        marker: String,
+        prefix: String,
+    },
 }
 
 /// Prompt formats of a family. `chat` is the format the model was tuned on; `raw` is plain completion.

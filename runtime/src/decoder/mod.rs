@@ -1,6 +1,9 @@
-//! One decoder block parameterised by [`DecoderSpec`]: Llama/Mistral (RMSNorm, GQA, SwiGLU, sliding
-//! window) and Persimmon (LayerNorm with bias, fused per-head QKV, q/k LayerNorm, partial rotary,
-//! relu² MLP with biases) are the same code with different knobs.
+//! One decoder block parameterised by [`DecoderSpec`]: Llama/Mistral/Qwen2 (RMSNorm, GQA, SwiGLU,
+//! QKV bias, sliding window), InternLM2 (grouped fused `wqkv`) and Persimmon (LayerNorm with bias,
+//! fused per-head QKV, q/k LayerNorm, partial rotary, relu² MLP with biases) are the same code with
+//! different knobs. Two more knobs: modality experts (a second copy of some per-layer weights used
+//! at image rows, EVE v2 / Mono-InternVL) and a pre-decoder stack that every position passes
+//! first, with its own heads, RoPE and KV cache but no final norm (HoVLE).
 
 pub mod kv_cache;
 pub mod layers;
@@ -10,7 +13,7 @@ use layers::{Linear, Norm, Rope};
 
 use crate::checkpoint::Weights;
 use crate::error::{Error, Result};
-use crate::spec::{DecoderSpec, MlpKind, NormKind, QkvLayout};
+use crate::spec::{DecoderNames, DecoderSpec, ExpertNames, MlpKind, NormKind, QkvLayout};
 use candle_core::{DType, Device, IndexOp, Tensor};
 
 /// Queries processed per attention block during prefill, so a 2k-token image prefix never holds a
@@ -38,22 +41,77 @@ enum Mlp {
     },
 }
 
-struct Block {
-    attn_norm: Norm,
-    attn: Attention,
-    mlp_norm: Norm,
-    mlp: Mlp,
+/// A part of a layer with an optional image-row copy.
+struct Routed<T> {
+    text: T,
+    expert: Option<T>,
 }
 
-pub struct Decoder {
-    pub spec: DecoderSpec,
-    embed: Tensor,
-    blocks: Vec<Block>,
-    final_norm: Norm,
-    lm_head: Linear,
-    rope: Rope,
-    dtype: DType,
-    device: Device,
+struct Block {
+    attn_norm: Routed<Norm>,
+    attn: Routed<Attention>,
+    mlp_norm: Routed<Norm>,
+    mlp: Routed<Mlp>,
+}
+
+/// Which rows of a forward take the expert weights.
+enum Rows {
+    Text,
+    Expert,
+    Mixed { text: Tensor, expert: Tensor },
+}
+
+impl Rows {
+    fn new(t: usize, expert_rows: &[usize], device: &Device) -> Result<Self> {
+        let mut is_expert = vec![false; t];
+        for &r in expert_rows {
+            *is_expert.get_mut(r).ok_or_else(|| {
+                Error::InvalidArgument(format!("image row {r} outside a {t}-row forward"))
+            })? = true;
+        }
+        let n = is_expert.iter().filter(|&&e| e).count();
+        if n == 0 {
+            return Ok(Rows::Text);
+        }
+        if n == t {
+            return Ok(Rows::Expert);
+        }
+        let pick = |want: bool| -> Result<Tensor> {
+            let idx: Vec<u32> = (0..t as u32)
+                .filter(|&i| is_expert[i as usize] == want)
+                .collect();
+            Ok(Tensor::new(idx.as_slice(), device)?)
+        };
+        Ok(Rows::Mixed {
+            text: pick(false)?,
+            expert: pick(true)?,
+        })
+    }
+
+    /// `f(weights, rows)` with the text weights on text rows and the expert weights (when the part
+    /// has them) on image rows, reassembled in row order.
+    fn apply<T>(
+        &self,
+        x: &Tensor,
+        part: &Routed<T>,
+        f: impl Fn(&T, &Tensor) -> Result<Tensor>,
+    ) -> Result<Tensor> {
+        let Some(expert) = &part.expert else {
+            return f(&part.text, x);
+        };
+        match self {
+            Rows::Text => f(&part.text, x),
+            Rows::Expert => f(expert, x),
+            Rows::Mixed { text, expert: ex } => {
+                let yt = f(&part.text, &x.index_select(text, 0)?)?;
+                let ye = f(expert, &x.index_select(ex, 0)?)?;
+                let mut shape = yt.dims().to_vec();
+                shape[0] = x.dim(0)?;
+                let out = Tensor::zeros(shape, yt.dtype(), yt.device())?;
+                Ok(out.index_add(text, &yt, 0)?.index_add(ex, &ye, 0)?)
+            }
+        }
+    }
 }
 
 /// Splits a fused per-head `[H*3*hd, D]` weight (rows `[q_h; k_h; v_h]` per head) into q, k, v.
@@ -70,28 +128,54 @@ fn split_per_head(t: &Tensor, heads: usize, hd: usize) -> Result<[Tensor; 3]> {
     Ok([pick(0)?, pick(1)?, pick(2)?])
 }
 
+/// Splits a grouped fused `[(H+2·KV)*hd, D]` weight (per KV head g: `[q_{g·r}…q_{g·r+r−1}; k_g; v_g]`)
+/// into q `[H*hd, D]`, k and v `[KV*hd, D]`.
+fn split_grouped(t: &Tensor, heads: usize, kv_heads: usize, hd: usize) -> Result<[Tensor; 3]> {
+    let r = heads / kv_heads;
+    let rest: Vec<usize> = t.dims()[1..].to_vec();
+    let mut shape = vec![kv_heads, r + 2, hd];
+    shape.extend(&rest);
+    let t = t.reshape(shape)?;
+    let take = |from: usize, n: usize| -> Result<Tensor> {
+        let mut out_shape = vec![kv_heads * n * hd];
+        out_shape.extend(&rest);
+        Ok(t.narrow(1, from, n)?.contiguous()?.reshape(out_shape)?)
+    };
+    Ok([take(0, r)?, take(r, 1)?, take(r + 1, 1)?])
+}
+
 impl Attention {
-    fn load(spec: &DecoderSpec, w: &Weights, p: &str) -> Result<Self> {
+    /// `names`: `[q, k, v, o]` for separate projections, `[qkv, "", "", o]` for fused layouts.
+    fn load(spec: &DecoderSpec, w: &Weights, p: &str, names: [&str; 4]) -> Result<Self> {
+        let [qn, kn, vn, on] = names;
         let n = &spec.names;
         let (d, hd) = (spec.hidden, spec.head_dim);
         let (qd, kvd) = (spec.heads * hd, spec.kv_heads * hd);
         let (q, k, v) = match spec.qkv {
             QkvLayout::Separate => (
-                Linear::load(w, &format!("{p}{}", n.q), qd, d, spec.qkv_bias)?,
-                Linear::load(w, &format!("{p}{}", n.k), kvd, d, spec.qkv_bias)?,
-                Linear::load(w, &format!("{p}{}", n.v), kvd, d, spec.qkv_bias)?,
+                Linear::load(w, &format!("{p}{qn}"), qd, d, spec.qkv_bias)?,
+                Linear::load(w, &format!("{p}{kn}"), kvd, d, spec.qkv_bias)?,
+                Linear::load(w, &format!("{p}{vn}"), kvd, d, spec.qkv_bias)?,
             ),
-            QkvLayout::FusedPerHead => {
-                if spec.heads != spec.kv_heads {
+            QkvLayout::FusedPerHead | QkvLayout::FusedGrouped => {
+                let per_head = spec.qkv == QkvLayout::FusedPerHead;
+                if per_head && spec.heads != spec.kv_heads {
                     return Err(Error::Unsupported(
                         "fused per-head QKV requires as many KV heads as query heads".into(),
                     ));
                 }
-                let fused = Linear::load(w, &format!("{p}{}", n.qkv), 3 * qd, d, spec.qkv_bias)?;
-                let [wq, wk, wv] = split_per_head(&fused.weight, spec.heads, hd)?;
+                let fused = Linear::load(w, &format!("{p}{qn}"), qd + 2 * kvd, d, spec.qkv_bias)?;
+                let split = |t: &Tensor| {
+                    if per_head {
+                        split_per_head(t, spec.heads, hd)
+                    } else {
+                        split_grouped(t, spec.heads, spec.kv_heads, hd)
+                    }
+                };
+                let [wq, wk, wv] = split(&fused.weight)?;
                 let (bq, bk, bv) = match &fused.bias {
                     Some(b) => {
-                        let [a, b2, c] = split_per_head(b, spec.heads, hd)?;
+                        let [a, b2, c] = split(b)?;
                         (Some(a), Some(b2), Some(c))
                     }
                     None => (None, None, None),
@@ -103,7 +187,7 @@ impl Attention {
                 )
             }
         };
-        let o = Linear::load(w, &format!("{p}{}", n.o), d, qd, spec.o_bias)?;
+        let o = Linear::load(w, &format!("{p}{on}"), d, qd, spec.o_bias)?;
         let (q_norm, k_norm) = if spec.qk_norm {
             (
                 Some(Norm::load(
@@ -133,21 +217,34 @@ impl Attention {
             k_norm,
         })
     }
+
+    /// q, k and v side by side `[T, (H + 2·KV)·hd]`, so one routed pass gives all three.
+    fn qkv(&self, h: &Tensor) -> Result<Tensor> {
+        Ok(Tensor::cat(
+            &[
+                &self.q.forward(h)?,
+                &self.k.forward(h)?,
+                &self.v.forward(h)?,
+            ],
+            1,
+        )?)
+    }
 }
 
 impl Mlp {
-    fn load(spec: &DecoderSpec, w: &Weights, p: &str) -> Result<Self> {
-        let n = &spec.names;
+    /// `names`: `[gate, up, down]`.
+    fn load(spec: &DecoderSpec, w: &Weights, p: &str, names: [&str; 3]) -> Result<Self> {
+        let [gn, un, dn] = names;
         let (d, f, b) = (spec.hidden, spec.intermediate, spec.mlp_bias);
         Ok(match spec.mlp {
             MlpKind::SwiGlu => Mlp::SwiGlu {
-                gate: Linear::load(w, &format!("{p}{}", n.gate), f, d, b)?,
-                up: Linear::load(w, &format!("{p}{}", n.up), f, d, b)?,
-                down: Linear::load(w, &format!("{p}{}", n.down), d, f, b)?,
+                gate: Linear::load(w, &format!("{p}{gn}"), f, d, b)?,
+                up: Linear::load(w, &format!("{p}{un}"), f, d, b)?,
+                down: Linear::load(w, &format!("{p}{dn}"), d, f, b)?,
             },
             MlpKind::Relu2 => Mlp::Relu2 {
-                up: Linear::load(w, &format!("{p}{}", n.up), f, d, b)?,
-                down: Linear::load(w, &format!("{p}{}", n.down), d, f, b)?,
+                up: Linear::load(w, &format!("{p}{un}"), f, d, b)?,
+                down: Linear::load(w, &format!("{p}{dn}"), d, f, b)?,
             },
         })
     }
@@ -163,119 +260,127 @@ impl Mlp {
     }
 }
 
-impl Decoder {
-    pub fn load(spec: &DecoderSpec, w: &Weights) -> Result<Self> {
+fn attn_names(n: &DecoderNames, spec: &DecoderSpec) -> [String; 4] {
+    match spec.qkv {
+        QkvLayout::Separate => [n.q.clone(), n.k.clone(), n.v.clone(), n.o.clone()],
+        _ => [n.qkv.clone(), String::new(), String::new(), n.o.clone()],
+    }
+}
+
+fn refs<const N: usize>(a: &[String; N]) -> [&str; N] {
+    std::array::from_fn(|i| a[i].as_str())
+}
+
+/// A stack of blocks sharing one set of hyperparameters (a decoder, or a pre-decoder).
+struct Stack {
+    spec: DecoderSpec,
+    blocks: Vec<Block>,
+    rope: Rope,
+}
+
+impl Stack {
+    fn load(spec: &DecoderSpec, w: &Weights) -> Result<Self> {
         let n = &spec.names;
-        let embed = w.get(&n.embed, &[spec.vocab, spec.hidden])?;
+        if spec.heads == 0 || spec.kv_heads == 0 || !spec.heads.is_multiple_of(spec.kv_heads) {
+            return Err(Error::Unsupported(format!(
+                "{} query heads are not a multiple of {} KV heads",
+                spec.heads, spec.kv_heads
+            )));
+        }
+        let norm = |p: &str, name: &str| {
+            Norm::load(
+                w,
+                &format!("{p}{name}"),
+                spec.hidden,
+                spec.norm,
+                spec.norm_eps,
+            )
+        };
+        let text_attn = attn_names(n, spec);
+        let text_mlp = [n.gate.clone(), n.up.clone(), n.down.clone()];
+        let none = ExpertNames::default();
+        let ex = n.experts.as_ref().unwrap_or(&none);
         let mut blocks = Vec::with_capacity(spec.layers);
         for i in 0..spec.layers {
             let p = n.layer_prefix(i);
             blocks.push(Block {
-                attn_norm: Norm::load(
-                    w,
-                    &format!("{p}{}", n.attn_norm),
-                    spec.hidden,
-                    spec.norm,
-                    spec.norm_eps,
-                )?,
-                attn: Attention::load(spec, w, &p)?,
-                mlp_norm: Norm::load(
-                    w,
-                    &format!("{p}{}", n.mlp_norm),
-                    spec.hidden,
-                    spec.norm,
-                    spec.norm_eps,
-                )?,
-                mlp: Mlp::load(spec, w, &p)?,
+                attn_norm: Routed {
+                    text: norm(&p, &n.attn_norm)?,
+                    expert: ex.attn_norm.as_ref().map(|e| norm(&p, e)).transpose()?,
+                },
+                attn: Routed {
+                    text: Attention::load(spec, w, &p, refs(&text_attn))?,
+                    expert: ex
+                        .attn
+                        .as_ref()
+                        .map(|e| Attention::load(spec, w, &p, refs(e)))
+                        .transpose()?,
+                },
+                mlp_norm: Routed {
+                    text: norm(&p, &n.mlp_norm)?,
+                    expert: ex.mlp_norm.as_ref().map(|e| norm(&p, e)).transpose()?,
+                },
+                mlp: Routed {
+                    text: Mlp::load(spec, w, &p, refs(&text_mlp))?,
+                    expert: ex
+                        .mlp
+                        .as_ref()
+                        .map(|e| Mlp::load(spec, w, &p, refs(e)))
+                        .transpose()?,
+                },
             });
         }
-        let final_norm = Norm::load(w, &n.final_norm, spec.hidden, spec.norm, spec.norm_eps)?;
-        let lm_head = if spec.tie_embeddings && !w.contains(&format!("{}.weight", n.lm_head)) {
-            Linear::new(embed.clone(), None)
-        } else {
-            Linear::load(w, &n.lm_head, spec.vocab, spec.hidden, false)?
-        };
-        Ok(Decoder {
+        Ok(Stack {
             spec: spec.clone(),
-            embed,
             blocks,
-            final_norm,
-            lm_head,
             rope: Rope::new(spec.rope_theta, spec.rotary_dim),
-            dtype: w.dtype,
-            device: w.device.clone(),
         })
     }
 
-    pub fn dtype(&self) -> DType {
-        self.dtype
-    }
-
-    pub fn device(&self) -> &Device {
-        &self.device
-    }
-
-    pub fn new_cache(&self) -> KvCache {
-        KvCache::new(self.blocks.len())
-    }
-
-    /// Word embeddings `[T, D]` of `ids`.
-    pub fn embed(&self, ids: &[u32]) -> Result<Tensor> {
-        if let Some(&bad) = ids.iter().find(|&&i| i as usize >= self.spec.vocab) {
-            return Err(Error::InvalidArgument(format!(
-                "token id {bad} is outside the vocabulary of {}",
-                self.spec.vocab
-            )));
-        }
-        let idx = Tensor::new(ids, &self.device)?;
-        Ok(self.embed.index_select(&idx, 0)?)
-    }
-
-    /// Runs `x` (`[T, D]`, positions `cache.len..cache.len+T`) through all blocks and the final norm,
-    /// appending to `cache`. Returns the normed hidden states `[T, D]`.
-    pub fn forward_hidden(&self, x: &Tensor, cache: &mut KvCache) -> Result<Tensor> {
+    /// Runs `x` (positions `start..start+T`) through the blocks, appending to `caches`.
+    fn forward(
+        &self,
+        x: &Tensor,
+        rows: &Rows,
+        start: usize,
+        caches: &mut [kv_cache::LayerCache],
+        dtype: DType,
+    ) -> Result<Tensor> {
         let t = x.dim(0)?;
-        let start = cache.len;
-        if start + t > self.spec.max_position {
-            return Err(Error::ContextOverflow {
-                tokens: start + t,
-                context: self.spec.max_position,
-            });
-        }
-        let (cos, sin) = self.rope.tables(start, t, DType::F32, &self.device)?;
-        let mut x = x.to_dtype(self.dtype)?;
-        for (block, lc) in self.blocks.iter().zip(cache.layers.iter_mut()) {
-            let h = block.attn_norm.forward(&x)?;
-            let a = self.attention(&block.attn, &h, start, &cos, &sin, lc)?;
+        let (cos, sin) = self.rope.tables(start, t, DType::F32, x.device())?;
+        let mut x = x.to_dtype(dtype)?;
+        for (block, lc) in self.blocks.iter().zip(caches.iter_mut()) {
+            let h = rows.apply(&x, &block.attn_norm, |n, x| n.forward(x))?;
+            let a = self.attention(&block.attn, rows, &h, start, &cos, &sin, lc, dtype)?;
             x = (x + a)?;
-            let h = block.mlp_norm.forward(&x)?;
-            x = (x + block.mlp.forward(&h)?)?;
+            let h = rows.apply(&x, &block.mlp_norm, |n, x| n.forward(x))?;
+            x = (&x + rows.apply(&h, &block.mlp, |m, x| m.forward(x))?)?;
         }
-        cache.len = start + t;
-        self.final_norm.forward(&x)
+        Ok(x)
     }
 
-    /// Logits `[T, V]` (f32) of normed hidden states.
-    pub fn logits(&self, hidden: &Tensor) -> Result<Tensor> {
-        Ok(self.lm_head.forward(hidden)?.to_dtype(DType::F32)?)
-    }
-
+    #[allow(clippy::too_many_arguments)]
     fn attention(
         &self,
-        attn: &Attention,
+        attn: &Routed<Attention>,
+        rows: &Rows,
         h: &Tensor,
         start: usize,
         cos: &Tensor,
         sin: &Tensor,
         cache: &mut kv_cache::LayerCache,
+        dtype: DType,
     ) -> Result<Tensor> {
         let s = &self.spec;
         let t = h.dim(0)?;
         let (hd, nh, nkv) = (s.head_dim, s.heads, s.kv_heads);
-        let mut q = attn.q.forward(h)?.reshape((t, nh, hd))?;
-        let mut k = attn.k.forward(h)?.reshape((t, nkv, hd))?;
-        let v = attn.v.forward(h)?.reshape((t, nkv, hd))?;
-        if let (Some(qn), Some(kn)) = (&attn.q_norm, &attn.k_norm) {
+        let qkv = rows.apply(h, attn, |a, x| a.qkv(x))?;
+        let mut q = qkv.narrow(1, 0, nh * hd)?.reshape((t, nh, hd))?;
+        let mut k = qkv.narrow(1, nh * hd, nkv * hd)?.reshape((t, nkv, hd))?;
+        let v = qkv
+            .narrow(1, (nh + nkv) * hd, nkv * hd)?
+            .reshape((t, nkv, hd))?;
+        if let (Some(qn), Some(kn)) = (&attn.text.q_norm, &attn.text.k_norm) {
             q = qn.forward(&q)?;
             k = kn.forward(&k)?;
         }
@@ -290,6 +395,7 @@ impl Decoder {
         let q = q
             .to_dtype(DType::F32)?
             .transpose(0, 1)?
+            .contiguous()?
             .reshape((nkv, group, t, hd))?;
         let scale = 1.0 / (hd as f64).sqrt();
         let mut outs = Vec::new();
@@ -301,7 +407,7 @@ impl Decoder {
                 .contiguous()?
                 .reshape((nkv, group * qb, hd))?;
             let mut scores = (qblk.matmul(&k_all.t()?)? * scale)?; // [KV, G*qb, S]
-            if let Some(mask) = self.mask(start + q0, qb, total, group)? {
+            if let Some(mask) = self.mask(start + q0, qb, total, group, h.device())? {
                 scores = scores.broadcast_add(&mask)?;
             }
             let probs = candle_nn::ops::softmax_last_dim(&scores)?;
@@ -320,8 +426,8 @@ impl Decoder {
             .transpose(0, 1)?
             .contiguous()?
             .reshape((t, nh * hd))?
-            .to_dtype(self.dtype)?;
-        attn.o.forward(&o)
+            .to_dtype(dtype)?;
+        rows.apply(&o, attn, |a, x| a.o.forward(x))
     }
 
     /// Additive mask `[G*qb, S]` for queries at absolute positions `q_start..q_start+qb`, or `None`
@@ -332,6 +438,7 @@ impl Decoder {
         qb: usize,
         total: usize,
         group: usize,
+        device: &Device,
     ) -> Result<Option<Tensor>> {
         let window = self.spec.sliding_window;
         let last_q = q_start + qb - 1;
@@ -350,12 +457,155 @@ impl Decoder {
                 }
             }
         }
-        let m = Tensor::from_vec(m, (qb, total), &self.device)?;
+        let m = Tensor::from_vec(m, (qb, total), device)?;
         let m = if group > 1 {
             Tensor::cat(&vec![&m; group], 0)?
         } else {
             m
         };
         Ok(Some(m))
+    }
+}
+
+/// Output of one forward: the normed hidden states and, with a pre-decoder, its raw output.
+pub struct Forward {
+    pub hidden: Tensor,
+    pub pre_out: Option<Tensor>,
+}
+
+pub struct Decoder {
+    pub spec: DecoderSpec,
+    embed: Tensor,
+    pre: Option<Stack>,
+    main: Stack,
+    final_norm: Norm,
+    lm_head: Linear,
+    dtype: DType,
+    device: Device,
+}
+
+impl Decoder {
+    /// Loads the decoder and, when given, the pre-decoder stack every position passes first.
+    pub fn load(spec: &DecoderSpec, pre: Option<&DecoderSpec>, w: &Weights) -> Result<Self> {
+        let n = &spec.names;
+        let embed = w.get(&n.embed, &[spec.vocab, spec.hidden])?;
+        let pre = match pre {
+            Some(p) if p.hidden != spec.hidden => {
+                return Err(Error::Unsupported(format!(
+                    "pre-decoder width {} differs from the decoder's {}",
+                    p.hidden, spec.hidden
+                )))
+            }
+            Some(p) => Some(Stack::load(p, w)?),
+            None => None,
+        };
+        let main = Stack::load(spec, w)?;
+        let final_norm = Norm::load(w, &n.final_norm, spec.hidden, spec.norm, spec.norm_eps)?;
+        let lm_head = if spec.tie_embeddings && !w.contains(&format!("{}.weight", n.lm_head)) {
+            Linear::new(embed.clone(), None)
+        } else {
+            Linear::load(w, &n.lm_head, spec.vocab, spec.hidden, false)?
+        };
+        Ok(Decoder {
+            spec: spec.clone(),
+            embed,
+            pre,
+            main,
+            final_norm,
+            lm_head,
+            dtype: w.dtype,
+            device: w.device.clone(),
+        })
+    }
+
+    pub fn dtype(&self) -> DType {
+        self.dtype
+    }
+
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// Whether some weights have an image-row copy (rows are routed by image positions).
+    pub fn has_experts(&self) -> bool {
+        self.spec.names.experts.is_some()
+    }
+
+    /// Layers of the pre-decoder stack (0 without one).
+    pub fn pre_layers(&self) -> usize {
+        self.pre.as_ref().map_or(0, |p| p.blocks.len())
+    }
+
+    pub fn new_cache(&self) -> KvCache {
+        KvCache::new(self.pre_layers() + self.main.blocks.len())
+    }
+
+    /// Word embeddings `[T, D]` of `ids`.
+    pub fn embed(&self, ids: &[u32]) -> Result<Tensor> {
+        if let Some(&bad) = ids.iter().find(|&&i| i as usize >= self.spec.vocab) {
+            return Err(Error::InvalidArgument(format!(
+                "token id {bad} is outside the vocabulary of {}",
+                self.spec.vocab
+            )));
+        }
+        let idx = Tensor::new(ids, &self.device)?;
+        Ok(self.embed.index_select(&idx, 0)?)
+    }
+
+    /// Runs text rows `x` (`[T, D]`, positions `cache.len..cache.len+T`) through all stacks and the
+    /// final norm, appending to `cache`. Returns the normed hidden states `[T, D]`.
+    pub fn forward_hidden(&self, x: &Tensor, cache: &mut KvCache) -> Result<Tensor> {
+        Ok(self.forward_routed(x, &[], cache)?.hidden)
+    }
+
+    /// Like [`Decoder::forward_hidden`], with the rows `image_rows` (relative to `x`) taking the
+    /// modality-expert weights where the decoder has them.
+    pub fn forward_routed(
+        &self,
+        x: &Tensor,
+        image_rows: &[usize],
+        cache: &mut KvCache,
+    ) -> Result<Forward> {
+        let t = x.dim(0)?;
+        let start = cache.len;
+        if start + t > self.spec.max_position {
+            return Err(Error::ContextOverflow {
+                tokens: start + t,
+                context: self.spec.max_position,
+            });
+        }
+        let rows = if self.has_experts() {
+            Rows::new(t, image_rows, &self.device)?
+        } else {
+            Rows::Text
+        };
+        let n_pre = self.pre_layers();
+        if cache.layers.len() != n_pre + self.main.blocks.len() {
+            return Err(Error::InvalidArgument(
+                "KV cache was made for another model".into(),
+            ));
+        }
+        let (pre_caches, main_caches) = cache.layers.split_at_mut(n_pre);
+        let pre_out = match &self.pre {
+            Some(p) => Some(p.forward(x, &Rows::Text, start, pre_caches, self.dtype)?),
+            None => None,
+        };
+        let x = self.main.forward(
+            pre_out.as_ref().unwrap_or(x),
+            &rows,
+            start,
+            main_caches,
+            self.dtype,
+        )?;
+        cache.len = start + t;
+        Ok(Forward {
+            hidden: self.final_norm.forward(&x)?,
+            pre_out,
+        })
+    }
+
+    /// Logits `[T, V]` (f32) of normed hidden states.
+    pub fn logits(&self, hidden: &Tensor) -> Result<Tensor> {
+        Ok(self.lm_head.forward(hidden)?.to_dtype(DType::F32)?)
     }
 }

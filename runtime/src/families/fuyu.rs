@@ -95,6 +95,7 @@ fn build(folder: &HfFolder, tok: &Tokenizer) -> Result<(ModelSpec, NameAliases)>
         down: "mlp.dense_4h_to_h".into(),
         final_norm: "language_model.model.final_layernorm".into(),
         lm_head: "language_model.lm_head".into(),
+        experts: None,
     };
     let vocab = vocab_from_embed(folder, &aliases, &names.embed)?;
     let decoder = DecoderSpec {

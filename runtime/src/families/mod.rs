@@ -1,12 +1,16 @@
 //! Family registry: config files → [`ModelSpec`] + tensor-name aliases. One file per family.
 
+mod eve1;
+mod eve2;
 mod fuyu;
+mod hovle;
 mod solo;
 
 use crate::checkpoint::{HfFolder, NameAliases};
 use crate::error::{Error, Result};
 use crate::sequence::Tokenizer;
-use crate::spec::ModelSpec;
+use crate::spec::{ModelSpec, Part, ResampleFilter, TemplateSpec};
+use serde_json::Value;
 
 /// A family as data: how to recognise its config and how to turn it into a spec.
 pub struct FamilyDef {
@@ -17,7 +21,13 @@ pub struct FamilyDef {
 }
 
 /// Every supported family; README and `--help` tables come from here.
-pub const FAMILIES: &[FamilyDef] = &[fuyu::FAMILY, solo::FAMILY];
+pub const FAMILIES: &[FamilyDef] = &[
+    fuyu::FAMILY,
+    solo::FAMILY,
+    eve2::FAMILY,
+    eve1::FAMILY,
+    hovle::FAMILY,
+];
 
 pub fn detect(folder: &HfFolder) -> Result<&'static FamilyDef> {
     FAMILIES
@@ -106,4 +116,72 @@ pub(crate) fn vocab_from_embed(
         name: name.to_string(),
         tried: aliases.candidates(name).join(", "),
     })
+}
+
+/// A `[f32; 3]` from a JSON number (broadcast) or triplet, else `default`.
+pub(crate) fn triplet(v: Option<&Value>, default: [f32; 3]) -> [f32; 3] {
+    match v {
+        Some(Value::Number(n)) => n.as_f64().map(|x| [x as f32; 3]).unwrap_or(default),
+        Some(Value::Array(a)) if a.len() == 3 => {
+            let f = |i: usize| a[i].as_f64().map(|x| x as f32).unwrap_or(default[i]);
+            [f(0), f(1), f(2)]
+        }
+        _ => default,
+    }
+}
+
+/// PIL's resample code (`resample` in a processor config: 2 bilinear, 3 bicubic, else the
+/// default) for a reference that ran Pillow 13 or later (`pillow13`) or an earlier release.
+pub(crate) fn pil_filter(
+    code: Option<u64>,
+    bicubic_default: bool,
+    pillow13: bool,
+) -> ResampleFilter {
+    let bicubic = match code {
+        Some(2) => false,
+        Some(3) => true,
+        _ => bicubic_default,
+    };
+    match (bicubic, pillow13) {
+        (false, false) => ResampleFilter::Bilinear,
+        (true, false) => ResampleFilter::Bicubic,
+        (false, true) => ResampleFilter::BilinearPillow13,
+        (true, true) => ResampleFilter::BicubicPillow13,
+    }
+}
+
+/// The number after `key` in a processor folder name (`eve-anyratio-res800-patch16` → `res` 800).
+pub(crate) fn number_after(name: &str, key: &str) -> Option<u32> {
+    name.split(['-', '_', '/'])
+        .find_map(|part| part.strip_prefix(key)?.parse().ok())
+}
+
+/// `CLIPImageProcessor` mean/std (EVE).
+pub(crate) const CLIP_MEAN: [f32; 3] = [0.481_454_66, 0.457_827_5, 0.408_210_73];
+pub(crate) const CLIP_STD: [f32; 3] = [0.268_629_54, 0.261_302_6, 0.275_777_1];
+pub(crate) const IMAGENET_MEAN: [f32; 3] = [0.485, 0.456, 0.406];
+pub(crate) const IMAGENET_STD: [f32; 3] = [0.229, 0.224, 0.225];
+
+/// LLaVA's `SeparatorStyle.TWO` conversation (`vicuna_v1`, EVE's `qwen2`): `"{system} USER:
+/// {q} ASSISTANT: {a}{sep2}USER: …"`, the image as `marker` in the first user message (prefixed
+/// with `<image>\n` when the prompt has none). `sep2` ends an answer; `bos` starts the turn.
+pub(crate) fn llava_two_template(system: &str, sep2: u32, bos: Option<u32>) -> TemplateSpec {
+    let with_images = |text: String| Part::TextWithImages {
+        text,
+        marker: "<image>".into(),
+        prefix: "<image>\n".into(),
+    };
+    let lead: Vec<Part> = bos.map(Part::Token).into_iter().collect();
+    let first = format!("{system} USER: {{prompt}} ASSISTANT:");
+    let later = "USER: {prompt} ASSISTANT:".to_string();
+    let mut raw = lead.clone();
+    raw.extend([Part::Images, Part::Text("{prompt}".into())]);
+    TemplateSpec {
+        chat_with_image: [lead.clone(), vec![with_images(first.clone())]].concat(),
+        chat_text_only: [lead, vec![Part::Text(first)]].concat(),
+        chat_follow_up: vec![with_images(later)],
+        assistant_end: vec![Part::Token(sep2)],
+        raw,
+        strip_prompt: false,
+    }
 }

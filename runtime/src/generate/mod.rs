@@ -196,10 +196,7 @@ impl<'m> Chat<'m> {
             .iter()
             .map(|im| model.prepare_image(im))
             .collect::<Result<Vec<_>>>()?;
-        let grids: Vec<(usize, usize)> = prepared
-            .iter()
-            .map(|p| (p.grid.rows, p.grid.cols))
-            .collect();
+        let grids: Vec<_> = prepared.iter().map(|p| p.slots).collect();
         let mut parts: Vec<Part> = Vec::new();
         if self.turns > 0 && self.format == PromptFormat::Chat {
             parts.extend(model.spec.sequence.template.assistant_end.iter().cloned());
@@ -234,7 +231,7 @@ impl<'m> Chat<'m> {
         if !answer_ids.is_empty() {
             embeds = Tensor::cat(&[&embeds, &model.decoder.embed(&answer_ids)?], 0)?;
         }
-        let hidden = model.forward(&embeds, &mut self.cache)?;
+        let hidden = model.forward_with_images(&embeds, &seq.image_positions, &mut self.cache)?;
         self.history.extend(&seq.ids);
         self.history.extend(&answer_ids);
         Ok((seq, hidden))
@@ -292,7 +289,7 @@ mod tests {
             .unwrap();
 
         let prepared = model.prepare_image(&img).unwrap();
-        let grid = (prepared.grid.rows, prepared.grid.cols);
+        let grid = prepared.slots;
         let mut seq = model
             .build_turn(
                 model.turn_parts(PromptFormat::Chat, true, true),

@@ -4,5 +4,5 @@ mod builder;
 pub mod sentencepiece;
 mod tokenizer;
 
-pub use builder::{build_turn, Sequence};
+pub use builder::{build_turn, ImageSlots, Sequence};
 pub use tokenizer::Tokenizer;
