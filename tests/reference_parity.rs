@@ -46,3 +46,8 @@ fn eve1_tiny_matches_upstream_eve() {
 fn hovle_tiny_matches_upstream_hovle() {
     assert_fixture_passes("hovle-tiny");
 }
+
+#[test]
+fn monointernvl_tiny_matches_upstream_mono_internvl() {
+    assert_fixture_passes("monointernvl-tiny");
+}

@@ -609,3 +609,61 @@ impl Decoder {
         Ok(self.lm_head.forward(hidden)?.to_dtype(DType::F32)?)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn col(t: &Tensor) -> Vec<f32> {
+        t.flatten_all().unwrap().to_vec1().unwrap()
+    }
+
+    #[test]
+    fn grouped_qkv_rows_are_split_per_kv_head() {
+        // 4 query heads, 2 KV heads, head_dim 1: rows [q0 q1 k0 v0 | q2 q3 k1 v1].
+        let w = Tensor::arange(0f32, 8.0, &Device::Cpu)
+            .unwrap()
+            .reshape((8, 1))
+            .unwrap();
+        let [q, k, v] = split_grouped(&w, 4, 2, 1).unwrap();
+        assert_eq!(col(&q), [0.0, 1.0, 4.0, 5.0]);
+        assert_eq!(col(&k), [2.0, 6.0]);
+        assert_eq!(col(&v), [3.0, 7.0]);
+        // MHA: one query per group.
+        let w = Tensor::arange(0f32, 6.0, &Device::Cpu)
+            .unwrap()
+            .reshape((6, 1))
+            .unwrap();
+        let [q, k, v] = split_grouped(&w, 2, 2, 1).unwrap();
+        assert_eq!(
+            (col(&q), col(&k), col(&v)),
+            (vec![0.0, 3.0], vec![1.0, 4.0], vec![2.0, 5.0])
+        );
+    }
+
+    #[test]
+    fn rows_route_each_row_to_its_weights() {
+        let dev = Device::Cpu;
+        let x = Tensor::arange(1f32, 6.0, &dev)
+            .unwrap()
+            .reshape((5, 1))
+            .unwrap();
+        let part = Routed {
+            text: 1f64,
+            expert: Some(100f64),
+        };
+        let scale = |s: &f64, x: &Tensor| -> Result<Tensor> { Ok((x * *s)?) };
+        let mixed = Rows::new(5, &[1, 3], &dev).unwrap();
+        let y = col(&mixed.apply(&x, &part, scale).unwrap());
+        assert_eq!(y, [1.0, 200.0, 3.0, 400.0, 5.0]);
+        let all = Rows::new(5, &[0, 1, 2, 3, 4], &dev).unwrap();
+        assert_eq!(col(&all.apply(&x, &part, scale).unwrap())[4], 500.0);
+        // A part without an expert copy ignores the routing.
+        let shared = Routed {
+            text: 2f64,
+            expert: None,
+        };
+        assert_eq!(col(&mixed.apply(&x, &shared, scale).unwrap())[1], 4.0);
+        assert!(Rows::new(5, &[5], &dev).is_err());
+    }
+}

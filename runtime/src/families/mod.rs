@@ -4,6 +4,8 @@ mod eve1;
 mod eve2;
 mod fuyu;
 mod hovle;
+mod internvl;
+mod monointernvl;
 mod solo;
 
 use crate::checkpoint::{HfFolder, NameAliases};
@@ -27,6 +29,7 @@ pub const FAMILIES: &[FamilyDef] = &[
     eve2::FAMILY,
     eve1::FAMILY,
     hovle::FAMILY,
+    monointernvl::FAMILY,
 ];
 
 pub fn detect(folder: &HfFolder) -> Result<&'static FamilyDef> {

@@ -36,7 +36,11 @@ impl GridShape {
 
     /// Errors unless every tile has an even number of rows and columns (2×2 merges).
     fn require_even(&self, what: &str) -> Result<()> {
-        if !self.rows.is_multiple_of(2) || !self.cols.is_multiple_of(2) || self.rows == 0 || self.cols == 0 {
+        if !self.rows.is_multiple_of(2)
+            || !self.cols.is_multiple_of(2)
+            || self.rows == 0
+            || self.cols == 0
+        {
             return Err(Error::Image(format!(
                 "{what} needs an even, non-empty patch grid, got {}x{}",
                 self.rows, self.cols

@@ -284,7 +284,10 @@ pub fn plan(spec: &PreprocessSpec, width: u32, height: u32) -> Result<ImagePlan>
             thumbnail = thumb && tiles != 1;
             tiles += thumbnail as usize;
             tile_size = Some(tile);
-            (tile * c, tile * r)
+            (
+                to_u32(tile as f64 * c as f64, "resized")?,
+                to_u32(tile as f64 * r as f64, "resized")?,
+            )
         }
     };
     if rw as u64 * rh as u64 > MAX_RESIZED_PIXELS {

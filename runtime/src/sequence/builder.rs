@@ -173,3 +173,115 @@ pub fn build_turn(
     }
     Ok(seq)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    fn tokenizer() -> Tokenizer {
+        let root = std::env::var("MONOVLM_FIXTURES")
+            .map(PathBuf::from)
+            .unwrap_or_else(|_| {
+                PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures")
+            });
+        Tokenizer::from_dir(&root.join("eve2-tiny/model")).unwrap()
+    }
+
+    fn layout(start: Option<u32>, row_sep: Option<u32>, end: Option<u32>) -> ImageLayout {
+        ImageLayout {
+            start,
+            patch: 7,
+            row_sep,
+            row_sep_after_last: false,
+            end,
+        }
+    }
+
+    #[test]
+    fn learned_markers_take_image_positions() {
+        let tok = tokenizer();
+        let eve = ImageSlots {
+            tiles: 1,
+            rows: 2,
+            cols: 3,
+            learned_cls: true,
+            learned_row_end: true,
+        };
+        let l = layout(None, None, None);
+        assert_eq!((eve.rows_out(), eve.positions(&l)), (9, 9));
+        let s = build_turn(&tok, &l, &[Part::Token(1), Part::Images], "", &[eve]).unwrap();
+        assert_eq!(s.ids, [1, 7, 7, 7, 7, 7, 7, 7, 7, 7]);
+        assert_eq!(s.image_positions, (1..10).collect::<Vec<_>>());
+        assert_eq!(s.image_spans.len(), 1);
+        assert_eq!(s.image_spans[0], 1..10);
+    }
+
+    #[test]
+    fn token_markers_and_tiles() {
+        let tok = tokenizer();
+        // SOLO-like: separators between rows only, start/end tokens.
+        let l = layout(Some(1), Some(2), Some(3));
+        let g = ImageSlots::grid(2, 2);
+        assert_eq!(g.positions(&l), 4 + 1 + 2);
+        let s = build_turn(&tok, &l, &[Part::Images], "", &[g]).unwrap();
+        assert_eq!(s.ids, [1, 7, 7, 2, 7, 7, 3]);
+        assert_eq!(s.image_positions, [1, 2, 4, 5]);
+        // InternVL-like tiles: no separators, tiles back to back.
+        let l = layout(Some(1), None, Some(3));
+        let t = ImageSlots {
+            tiles: 3,
+            ..ImageSlots::grid(2, 2)
+        };
+        assert_eq!((t.rows_out(), t.positions(&l)), (12, 14));
+        let s = build_turn(&tok, &l, &[Part::Images], "", &[t]).unwrap();
+        assert_eq!(s.ids.len(), 14);
+        assert_eq!(s.image_positions, (1..13).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn images_go_at_the_prompt_marker_or_a_default_prefix() {
+        let tok = tokenizer();
+        let l = layout(None, None, None);
+        let part = Part::TextWithImages {
+            text: "USER: {prompt} ASSISTANT:".into(),
+            marker: "<image>".into(),
+            prefix: "<image>\n".into(),
+        };
+        let img = [ImageSlots::grid(1, 1)];
+        let enc = |t: &str| tok.encode(t, false).unwrap();
+        // No marker in the prompt: prefixed, and each chunk is tokenized on its own.
+        let s = build_turn(&tok, &l, std::slice::from_ref(&part), "Hi?", &img).unwrap();
+        let mut want = enc("USER: ");
+        want.push(7);
+        want.extend(enc("\nHi? ASSISTANT:"));
+        assert_eq!(s.ids, want);
+        // The user's own marker places the image.
+        let s = build_turn(
+            &tok,
+            &l,
+            std::slice::from_ref(&part),
+            "Hi <image> there",
+            &img,
+        )
+        .unwrap();
+        let mut want = enc("USER: Hi ");
+        want.push(7);
+        want.extend(enc(" there ASSISTANT:"));
+        assert_eq!(s.ids, want);
+        // More markers than images is an error; without images the text is plain.
+        assert!(build_turn(
+            &tok,
+            &l,
+            std::slice::from_ref(&part),
+            "<image><image>",
+            &img
+        )
+        .is_err());
+        let s = build_turn(&tok, &l, std::slice::from_ref(&part), "Hi?", &[]).unwrap();
+        assert_eq!(s.ids, enc("USER: Hi? ASSISTANT:"));
+        assert!(s.image_positions.is_empty());
+        // A template without a place for images refuses them.
+        assert!(build_turn(&tok, &l, &[Part::Text("{prompt}".into())], "x", &img).is_err());
+    }
+}
