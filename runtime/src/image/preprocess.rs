@@ -332,6 +332,17 @@ struct Normalizer {
     pad: [f32; 3],
 }
 
+/// `v · rescale` as the references compute it. For the usual 1/255 that is the correctly rounded
+/// `v / 255` (torchvision's f32 division and HF's float64 product agree on every 8-bit level);
+/// `v as f32 * (1/255 as f32)` is off by up to 3 ulp after normalization.
+fn rescaled(v: f32, rescale: f32) -> f32 {
+    if rescale == (1.0f64 / 255.0) as f32 {
+        (v as f64 / 255.0) as f32
+    } else {
+        v * rescale
+    }
+}
+
 impl Normalizer {
     fn new(spec: &PreprocessSpec) -> Self {
         let mut lut = [[0f32; 256]; 3];
@@ -339,9 +350,9 @@ impl Normalizer {
         let pad_raw = spec.pad_value.unwrap_or(0.0);
         for c in 0..3 {
             for (v, slot) in lut[c].iter_mut().enumerate() {
-                *slot = (v as f32 * spec.rescale - spec.mean[c]) / spec.std[c];
+                *slot = (rescaled(v as f32, spec.rescale) - spec.mean[c]) / spec.std[c];
             }
-            pad[c] = (pad_raw * spec.rescale - spec.mean[c]) / spec.std[c];
+            pad[c] = (rescaled(pad_raw, spec.rescale) - spec.mean[c]) / spec.std[c];
         }
         Normalizer { lut, pad }
     }
