@@ -117,3 +117,19 @@ fn hovle_chat() {
 fn monointernvl_chat() {
     check_family("monointernvl-tiny");
 }
+
+/// Hub EVE repos do not ship the processor folder: its numbers come from `mm_vision_tower`.
+#[test]
+fn eve2_without_processor_config_reads_the_tower_name() {
+    let model = monovlm_e2e::copy_model("eve2-tiny");
+    std::fs::remove_file(model.path().join("preprocessor_config.json")).unwrap();
+    let reports = runtime::reference::check_fixture(
+        &fixture("eve2-tiny"),
+        Some(model.path()),
+        &LoadOptions::default(),
+    )
+    .unwrap();
+    for r in &reports {
+        assert!(r.passed(), "{}", r.line());
+    }
+}

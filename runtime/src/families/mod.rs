@@ -153,10 +153,18 @@ pub(crate) fn pil_filter(
     }
 }
 
-/// The number after `key` in a processor folder name (`eve-anyratio-res800-patch16` → `res` 800).
+/// The number after `key` in a processor folder name, glued or as the next part
+/// (`eve-anyratio-res800-patch16`: `res` → 800; `eve-patch14-anypixel-672`: `anypixel` → 672).
 pub(crate) fn number_after(name: &str, key: &str) -> Option<u32> {
-    name.split(['-', '_', '/'])
-        .find_map(|part| part.strip_prefix(key)?.parse().ok())
+    let parts: Vec<&str> = name.split(['-', '_', '/']).collect();
+    parts.iter().enumerate().find_map(|(i, part)| {
+        let rest = part.strip_prefix(key)?;
+        if rest.is_empty() {
+            parts.get(i + 1)?.parse().ok()
+        } else {
+            rest.parse().ok()
+        }
+    })
 }
 
 /// `CLIPImageProcessor` mean/std (EVE).
@@ -186,5 +194,22 @@ pub(crate) fn llava_two_template(system: &str, sep2: u32, bos: Option<u32>) -> T
         assistant_end: vec![Part::Token(sep2)],
         raw,
         strip_prompt: false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::number_after;
+
+    #[test]
+    fn processor_numbers_from_tower_names() {
+        let v2 = "openai/eve-anyratio-res1600-patch16";
+        assert_eq!(number_after(v2, "res"), Some(1600));
+        assert_eq!(number_after(v2, "patch"), Some(16));
+        let v1 = "openai/eve-patch14-anypixel-1344";
+        assert_eq!(number_after(v1, "anypixel"), Some(1344));
+        assert_eq!(number_after(v1, "patch"), Some(14));
+        assert_eq!(number_after(v1, "res"), None);
+        assert_eq!(number_after("", "res"), None);
     }
 }
