@@ -14,8 +14,8 @@
 //!   (`vision_clip.*`, `vision_tower_compressor.*`, `rotary_emb.inv_freq`) are ignored.
 
 use super::{
-    generation_eos, llava_two_template, number_after, pil_filter, rope_theta, triplet,
-    vocab_from_embed, FamilyDef, CLIP_MEAN, CLIP_STD,
+    generation_eos, llama_decoder, llava_two_template, number_after, pil_filter, triplet,
+    vocab_from_embed, FamilyDef, LlamaDefaults, CLIP_MEAN, CLIP_STD,
 };
 use crate::checkpoint::{ConfigView, HfFolder, NameAliases};
 use crate::error::{Error, Result};
@@ -42,15 +42,6 @@ const DEFAULT_CLIP_SIZE: u32 = 336;
 fn build(folder: &HfFolder, tok: &Tokenizer) -> Result<(ModelSpec, NameAliases)> {
     let path = folder.dir.join("config.json");
     let cfg = ConfigView::new(&path, &folder.config);
-    let hidden = cfg.usize("hidden_size")?;
-    let heads = cfg.usize("num_attention_heads")?;
-    let kv_heads = cfg.usize_opt("num_key_value_heads")?.unwrap_or(heads);
-    if heads == 0 || hidden % heads != 0 || kv_heads == 0 || heads % kv_heads != 0 {
-        return Err(Error::config(
-            &path,
-            "hidden_size, num_attention_heads and num_key_value_heads do not divide",
-        ));
-    }
     if cfg.lookup("rope_scaling").is_some() {
         return Err(Error::Unsupported(
             "EVE v1 with rope_scaling is not supported".into(),
@@ -62,33 +53,15 @@ fn build(folder: &HfFolder, tok: &Tokenizer) -> Result<(ModelSpec, NameAliases)>
             "EVE v1 projector `{projector}` (only mlp2x_gelu)"
         )));
     }
-    let head_dim = hidden / heads;
     let aliases = NameAliases::default();
     let names = DecoderNames::llama("model.", "lm_head");
     let vocab = vocab_from_embed(folder, &aliases, &names.embed)?;
-    let decoder = DecoderSpec {
-        hidden,
-        layers: cfg.usize("num_hidden_layers")?,
-        heads,
-        kv_heads,
-        head_dim,
-        intermediate: cfg.usize("intermediate_size")?,
-        vocab,
-        norm: NormKind::Rms,
-        norm_eps: cfg.f64_opt("rms_norm_eps")?.unwrap_or(1e-5),
-        qkv: QkvLayout::Separate,
-        qkv_bias: false,
-        o_bias: false,
-        mlp_bias: false,
-        qk_norm: false,
-        mlp: MlpKind::SwiGlu,
-        rope_theta: rope_theta(&cfg, 10000.0)?,
-        rotary_dim: head_dim,
-        sliding_window: None,
-        max_position: cfg.usize_opt("max_position_embeddings")?.unwrap_or(4096),
-        tie_embeddings: cfg.bool_or("tie_word_embeddings", false)?,
-        names,
+    let defaults = LlamaDefaults {
+        norm_eps: 1e-5,
+        rope_theta: 10000.0,
+        max_position: 4096,
     };
+    let decoder = llama_decoder(&cfg, names, vocab, defaults)?;
 
     // The processor lives in the `mm_vision_tower` folder upstream (not on the hub); fall back to
     // the numbers in its name (`eve-patch14-anypixel-672`).

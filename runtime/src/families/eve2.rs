@@ -15,8 +15,8 @@
 //!   `len(tokenizer)`, so those ids are suppressed here.
 
 use super::{
-    generation_eos, llava_two_template, number_after, pil_filter, rope_theta, triplet,
-    vocab_from_embed, FamilyDef, CLIP_MEAN, CLIP_STD,
+    generation_eos, llama_decoder, llava_two_template, number_after, pil_filter, triplet,
+    vocab_from_embed, FamilyDef, LlamaDefaults, CLIP_MEAN, CLIP_STD,
 };
 use crate::checkpoint::{ConfigView, HfFolder, NameAliases};
 use crate::error::{Error, Result};
@@ -71,47 +71,24 @@ fn experts(cfg: &ConfigView) -> Result<Option<ExpertNames>> {
 fn build(folder: &HfFolder, tok: &Tokenizer) -> Result<(ModelSpec, NameAliases)> {
     let path = folder.dir.join("config.json");
     let cfg = ConfigView::new(&path, &folder.config);
-    let hidden = cfg.usize("hidden_size")?;
-    let heads = cfg.usize("num_attention_heads")?;
-    let kv_heads = cfg.usize_opt("num_key_value_heads")?.unwrap_or(heads);
-    if heads == 0 || hidden % heads != 0 || kv_heads == 0 || heads % kv_heads != 0 {
-        return Err(Error::config(
-            &path,
-            "hidden_size, num_attention_heads and num_key_value_heads do not divide",
-        ));
-    }
     if cfg.bool_or("use_sliding_window", false)? {
         return Err(Error::Unsupported(
             "EVE v2 with use_sliding_window is not supported".into(),
         ));
     }
-    let head_dim = hidden / heads;
     let aliases = NameAliases::default();
     let mut names = DecoderNames::llama("model.", "lm_head");
     names.experts = experts(&cfg)?;
     let vocab = vocab_from_embed(folder, &aliases, &names.embed)?;
+    let defaults = LlamaDefaults {
+        norm_eps: 1e-6,
+        rope_theta: 1e6,
+        max_position: 32768,
+    };
+    // Qwen2: biases on q, k and v only.
     let decoder = DecoderSpec {
-        hidden,
-        layers: cfg.usize("num_hidden_layers")?,
-        heads,
-        kv_heads,
-        head_dim,
-        intermediate: cfg.usize("intermediate_size")?,
-        vocab,
-        norm: NormKind::Rms,
-        norm_eps: cfg.f64_opt("rms_norm_eps")?.unwrap_or(1e-6),
-        qkv: QkvLayout::Separate,
         qkv_bias: true,
-        o_bias: false,
-        mlp_bias: false,
-        qk_norm: false,
-        mlp: MlpKind::SwiGlu,
-        rope_theta: rope_theta(&cfg, 1e6)?,
-        rotary_dim: head_dim,
-        sliding_window: None,
-        max_position: cfg.usize_opt("max_position_embeddings")?.unwrap_or(32768),
-        tie_embeddings: cfg.bool_or("tie_word_embeddings", false)?,
-        names,
+        ..llama_decoder(&cfg, names, vocab, defaults)?
     };
 
     // The processor lives in the `mm_vision_tower` folder upstream; hub repos do not ship it, so

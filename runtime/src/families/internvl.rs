@@ -2,7 +2,9 @@
 //! grouped fused `wqkv`, InternVL dynamic tiling and the `internlm2-chat` prompt with
 //! `<img><IMG_CONTEXT>…</img>`. Not a family itself.
 
-use super::{generation_eos, pil_filter, triplet, IMAGENET_MEAN, IMAGENET_STD};
+use super::{
+    generation_eos, llama_decoder, pil_filter, triplet, LlamaDefaults, IMAGENET_MEAN, IMAGENET_STD,
+};
 use crate::checkpoint::{ConfigView, HfFolder};
 use crate::error::{Error, Result};
 use crate::sequence::Tokenizer;
@@ -62,15 +64,6 @@ pub(crate) fn internlm2_spec(
     default_eps: f64,
     names: DecoderNames,
 ) -> Result<DecoderSpec> {
-    let hidden = cfg.usize("hidden_size")?;
-    let heads = cfg.usize("num_attention_heads")?;
-    let kv_heads = cfg.usize_opt("num_key_value_heads")?.unwrap_or(heads);
-    if heads == 0 || hidden % heads != 0 || kv_heads == 0 || heads % kv_heads != 0 {
-        return Err(Error::config(
-            cfg.path,
-            "hidden_size, num_attention_heads and num_key_value_heads do not divide",
-        ));
-    }
     let act = cfg.str_opt("hidden_act").unwrap_or("silu");
     if act != "silu" {
         return Err(Error::Unsupported(format!("InternLM2 hidden_act `{act}`")));
@@ -88,29 +81,17 @@ pub(crate) fn internlm2_spec(
         }
     }
     let bias = cfg.bool_or("bias", false)? || cfg.bool_or("attention_bias", false)?;
-    let head_dim = hidden / heads;
+    let defaults = LlamaDefaults {
+        norm_eps: default_eps,
+        rope_theta: 10000.0,
+        max_position: 32768,
+    };
     Ok(DecoderSpec {
-        hidden,
-        layers: cfg.usize("num_hidden_layers")?,
-        heads,
-        kv_heads,
-        head_dim,
-        intermediate: cfg.usize("intermediate_size")?,
-        vocab,
-        norm: NormKind::Rms,
-        norm_eps: cfg.f64_opt("rms_norm_eps")?.unwrap_or(default_eps),
         qkv: QkvLayout::FusedGrouped,
         qkv_bias: bias,
         o_bias: bias,
-        mlp_bias: false,
-        qk_norm: false,
-        mlp: MlpKind::SwiGlu,
-        rope_theta: cfg.f64_opt("rope_theta")?.unwrap_or(10000.0),
-        rotary_dim: head_dim,
-        sliding_window: None,
-        max_position: cfg.usize_opt("max_position_embeddings")?.unwrap_or(32768),
         tie_embeddings: false,
-        names,
+        ..llama_decoder(cfg, names, vocab, defaults)?
     })
 }
 

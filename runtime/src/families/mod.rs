@@ -213,3 +213,66 @@ mod tests {
         assert_eq!(number_after("", "res"), None);
     }
 }
+
+/// Defaults of a Llama-shaped decoder that differ between families' configs.
+pub(crate) struct LlamaDefaults {
+    pub norm_eps: f64,
+    pub rope_theta: f64,
+    pub max_position: usize,
+}
+
+/// A Llama/Mistral/Qwen2/InternLM2-shaped decoder from the usual HF config fields: RMSNorm, SwiGLU,
+/// full rotary, separate projections, no biases, no sliding window. Families override what differs
+/// with struct-update syntax, so the head arithmetic and its validation live in one place.
+pub(crate) fn llama_decoder(
+    cfg: &crate::checkpoint::ConfigView,
+    names: crate::spec::DecoderNames,
+    vocab: usize,
+    defaults: LlamaDefaults,
+) -> Result<crate::spec::DecoderSpec> {
+    use crate::spec::{DecoderSpec, MlpKind, NormKind, QkvLayout};
+    let hidden = cfg.usize("hidden_size")?;
+    let heads = cfg.usize("num_attention_heads")?;
+    let kv_heads = cfg.usize_opt("num_key_value_heads")?.unwrap_or(heads);
+    if heads == 0 || kv_heads == 0 || heads % kv_heads != 0 {
+        return Err(Error::config(
+            cfg.path,
+            "num_attention_heads must be a positive multiple of num_key_value_heads",
+        ));
+    }
+    let head_dim = match cfg.usize_opt("head_dim")? {
+        Some(h) if h > 0 => h,
+        _ if hidden % heads == 0 => hidden / heads,
+        _ => {
+            return Err(Error::config(
+                cfg.path,
+                "hidden_size must be a multiple of num_attention_heads",
+            ))
+        }
+    };
+    Ok(DecoderSpec {
+        hidden,
+        layers: cfg.usize("num_hidden_layers")?,
+        heads,
+        kv_heads,
+        head_dim,
+        intermediate: cfg.usize("intermediate_size")?,
+        vocab,
+        norm: NormKind::Rms,
+        norm_eps: cfg.f64_opt("rms_norm_eps")?.unwrap_or(defaults.norm_eps),
+        qkv: QkvLayout::Separate,
+        qkv_bias: false,
+        o_bias: false,
+        mlp_bias: false,
+        qk_norm: false,
+        mlp: MlpKind::SwiGlu,
+        rope_theta: rope_theta(cfg, defaults.rope_theta)?,
+        rotary_dim: head_dim,
+        sliding_window: None,
+        max_position: cfg
+            .usize_opt("max_position_embeddings")?
+            .unwrap_or(defaults.max_position),
+        tie_embeddings: cfg.bool_or("tie_word_embeddings", false)?,
+        names,
+    })
+}

@@ -9,9 +9,12 @@
 //! - Decoder: plain Mistral (GQA, RoPE, SwiGLU, RMSNorm, sliding window with `i - j <= W`).
 //! - Generation masks every SOLO-added token (`<vision>` … end of vocabulary) as the upstream demo.
 
-use super::{architectures, generation_eos, rope_theta, vocab_from_embed, FamilyDef};
+use super::{
+    architectures, generation_eos, llama_decoder, vocab_from_embed, FamilyDef, LlamaDefaults,
+    IMAGENET_MEAN, IMAGENET_STD,
+};
 use crate::checkpoint::{ConfigView, HfFolder, NameAliases};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::sequence::Tokenizer;
 use crate::spec::*;
 
@@ -27,56 +30,21 @@ pub const FAMILY: FamilyDef = FamilyDef {
 
 /// SOLO's `MAX_RESOLUTION` (not in any config file).
 const MAX_RESOLUTION: u32 = 1024;
-const IMAGENET_MEAN: [f32; 3] = [0.485, 0.456, 0.406];
-const IMAGENET_STD: [f32; 3] = [0.229, 0.224, 0.225];
 
 fn build(folder: &HfFolder, tok: &Tokenizer) -> Result<(ModelSpec, NameAliases)> {
     let path = folder.dir.join("config.json");
     let cfg = ConfigView::new(&path, &folder.config);
-    let hidden = cfg.usize("hidden_size")?;
-    let heads = cfg.usize("num_attention_heads")?;
-    let kv_heads = cfg.usize_opt("num_key_value_heads")?.unwrap_or(heads);
-    if heads == 0 || kv_heads == 0 || heads % kv_heads != 0 {
-        return Err(Error::config(
-            &path,
-            "num_attention_heads must be a multiple of num_key_value_heads",
-        ));
-    }
-    let head_dim = match cfg.usize_opt("head_dim")? {
-        Some(h) => h,
-        None if hidden % heads == 0 => hidden / heads,
-        None => {
-            return Err(Error::config(
-                &path,
-                "hidden_size must be a multiple of num_attention_heads",
-            ))
-        }
-    };
     let aliases = NameAliases::default();
     let names = DecoderNames::llama("model.", "lm_head");
     let vocab = vocab_from_embed(folder, &aliases, &names.embed)?;
+    let defaults = LlamaDefaults {
+        norm_eps: 1e-6,
+        rope_theta: 10000.0,
+        max_position: 32768,
+    };
     let decoder = DecoderSpec {
-        hidden,
-        layers: cfg.usize("num_hidden_layers")?,
-        heads,
-        kv_heads,
-        head_dim,
-        intermediate: cfg.usize("intermediate_size")?,
-        vocab,
-        norm: NormKind::Rms,
-        norm_eps: cfg.f64_opt("rms_norm_eps")?.unwrap_or(1e-6),
-        qkv: QkvLayout::Separate,
-        qkv_bias: false,
-        o_bias: false,
-        mlp_bias: false,
-        qk_norm: false,
-        mlp: MlpKind::SwiGlu,
-        rope_theta: rope_theta(&cfg, 10000.0)?,
-        rotary_dim: head_dim,
         sliding_window: cfg.usize_opt("sliding_window")?,
-        max_position: cfg.usize_opt("max_position_embeddings")?.unwrap_or(32768),
-        tie_embeddings: cfg.bool_or("tie_word_embeddings", false)?,
-        names,
+        ..llama_decoder(&cfg, names, vocab, defaults)?
     };
     let patch = cfg.usize_opt("vision_patch_size")?.unwrap_or(32);
     let preprocess = PreprocessSpec {
