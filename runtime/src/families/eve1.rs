@@ -14,8 +14,8 @@
 //!   (`vision_clip.*`, `vision_tower_compressor.*`, `rotary_emb.inv_freq`) are ignored.
 
 use super::{
-    generation_eos, llama_decoder, llava_two_template, number_after, pil_filter, triplet,
-    vocab_from_embed, FamilyDef, LlamaDefaults, CLIP_MEAN, CLIP_STD,
+    clip_normalization, eve_sequence, generation_eos, llama_decoder, llava_two_template,
+    number_after, pil_filter, vocab_from_embed, FamilyDef, LlamaDefaults, VICUNA_SYSTEM,
 };
 use crate::checkpoint::{ConfigView, HfFolder, NameAliases};
 use crate::error::{Error, Result};
@@ -30,10 +30,6 @@ pub const FAMILY: FamilyDef = FamilyDef {
 };
 
 /// vicuna_v1's system message (LLaVA/EVE `conversation.py`).
-const SYSTEM: &str = "A chat between a curious user and an artificial intelligence assistant. \
-The assistant gives helpful, detailed, and polite answers to the user's questions.";
-const IMAGE_SENTINEL: i64 = -200;
-const IMAGE_ROW_ID: u32 = 0;
 /// Heads of the vision tokenizer's cross-attentions: a constant of the upstream module.
 const VISION_HEADS: usize = 8;
 /// `image_size_clip` of every released processor (CLIP ViT-L/14-336).
@@ -101,6 +97,7 @@ fn build(folder: &HfFolder, tok: &Tokenizer) -> Result<(ModelSpec, NameAliases)>
             ),
         ));
     }
+    let (rescale, mean, std) = clip_normalization(pp);
     let preprocess = PreprocessSpec {
         resize: ResizePolicy::LongSideFixed {
             base: clip_size,
@@ -117,30 +114,14 @@ fn build(folder: &HfFolder, tok: &Tokenizer) -> Result<(ModelSpec, NameAliases)>
         patch: patch as usize,
         order: PatchOrder::Chw,
         pad_value: None,
-        rescale: pp
-            .and_then(|p| p.get("rescale_factor"))
-            .and_then(|v| v.as_f64())
-            .unwrap_or(1.0 / 255.0) as f32,
-        mean: triplet(pp.and_then(|p| p.get("image_mean")), CLIP_MEAN),
-        std: triplet(pp.and_then(|p| p.get("image_std")), CLIP_STD),
+        rescale,
+        mean,
+        std,
     };
 
     let bos = tok.require("<s>")?;
     let eos = tok.require("</s>")?;
-    let sequence = SequenceSpec {
-        layout: ImageLayout {
-            start: None,
-            patch: IMAGE_ROW_ID,
-            row_sep: None,
-            row_sep_after_last: false,
-            end: None,
-        },
-        merge: Merge::Expand {
-            sentinel: IMAGE_SENTINEL,
-        },
-        template: llava_two_template(SYSTEM, eos, Some(bos)),
-        max_images: 1,
-    };
+    let sequence = eve_sequence(llava_two_template(VICUNA_SYSTEM, eos, Some(bos)));
     let mut stop_ids = generation_eos(folder);
     if !stop_ids.contains(&eos) {
         stop_ids.push(eos);

@@ -15,8 +15,8 @@
 //!   `len(tokenizer)`, so those ids are suppressed here.
 
 use super::{
-    generation_eos, llama_decoder, llava_two_template, number_after, pil_filter, triplet,
-    vocab_from_embed, FamilyDef, LlamaDefaults, CLIP_MEAN, CLIP_STD,
+    clip_normalization, eve_sequence, generation_eos, llama_decoder, llava_two_template,
+    number_after, pil_filter, vocab_from_embed, FamilyDef, LlamaDefaults, VICUNA_SYSTEM,
 };
 use crate::checkpoint::{ConfigView, HfFolder, NameAliases};
 use crate::error::{Error, Result};
@@ -29,14 +29,6 @@ pub const FAMILY: FamilyDef = FamilyDef {
     matches: |c| c.get("model_type").and_then(|v| v.as_str()) == Some("eve-qwen2"),
     build,
 };
-
-/// The `qwen2` conversation's system message in EVEv2's `conversation.py`.
-const SYSTEM: &str = "A chat between a curious user and an artificial intelligence assistant. \
-The assistant gives helpful, detailed, and polite answers to the user's questions.";
-/// `IMAGE_TOKEN_INDEX` of the EVE code.
-const IMAGE_SENTINEL: i64 = -200;
-/// Id written at image rows (upstream replaces the sentinel with 0 in place).
-const IMAGE_ROW_ID: u32 = 0;
 
 /// The expert copies named by `moe_part` (`layernorm`, `self_attn`, `mlp`, joined by `-`).
 fn experts(cfg: &ConfigView) -> Result<Option<ExpertNames>> {
@@ -116,6 +108,7 @@ fn build(folder: &HfFolder, tok: &Tokenizer) -> Result<(ModelSpec, NameAliases)>
             format!("unsupported EVE v2 processor: max_size {max_size}, patch_stride {patch}, dense_stride {dense} (needs 2)"),
         ));
     }
+    let (rescale, mean, std) = clip_normalization(pp);
     let preprocess = PreprocessSpec {
         resize: ResizePolicy::AreaTarget {
             max_size,
@@ -127,29 +120,16 @@ fn build(folder: &HfFolder, tok: &Tokenizer) -> Result<(ModelSpec, NameAliases)>
         patch: patch as usize,
         order: PatchOrder::Chw,
         pad_value: None,
-        rescale: pp
-            .and_then(|p| p.get("rescale_factor"))
-            .and_then(|v| v.as_f64())
-            .unwrap_or(1.0 / 255.0) as f32,
-        mean: triplet(pp.and_then(|p| p.get("image_mean")), CLIP_MEAN),
-        std: triplet(pp.and_then(|p| p.get("image_std")), CLIP_STD),
+        rescale,
+        mean,
+        std,
     };
 
     let im_end = tok.require("<|im_end|>")?;
-    let sequence = SequenceSpec {
-        layout: ImageLayout {
-            start: None,
-            patch: IMAGE_ROW_ID,
-            row_sep: None,
-            row_sep_after_last: false,
-            end: None,
-        },
-        merge: Merge::Expand {
-            sentinel: IMAGE_SENTINEL,
-        },
-        template: llava_two_template(SYSTEM, im_end, None),
-        max_images: 1,
-    };
+    let sequence = eve_sequence(
+        // EVEv2's `qwen2` conversation keeps the vicuna system message.
+        llava_two_template(VICUNA_SYSTEM, im_end, None),
+    );
     let mut stop_ids = generation_eos(folder);
     if !stop_ids.contains(&im_end) {
         stop_ids.push(im_end);

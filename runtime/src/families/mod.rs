@@ -197,23 +197,6 @@ pub(crate) fn llava_two_template(system: &str, sep2: u32, bos: Option<u32>) -> T
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::number_after;
-
-    #[test]
-    fn processor_numbers_from_tower_names() {
-        let v2 = "openai/eve-anyratio-res1600-patch16";
-        assert_eq!(number_after(v2, "res"), Some(1600));
-        assert_eq!(number_after(v2, "patch"), Some(16));
-        let v1 = "openai/eve-patch14-anypixel-1344";
-        assert_eq!(number_after(v1, "anypixel"), Some(1344));
-        assert_eq!(number_after(v1, "patch"), Some(14));
-        assert_eq!(number_after(v1, "res"), None);
-        assert_eq!(number_after("", "res"), None);
-    }
-}
-
 /// Defaults of a Llama-shaped decoder that differ between families' configs.
 pub(crate) struct LlamaDefaults {
     pub norm_eps: f64,
@@ -275,4 +258,55 @@ pub(crate) fn llama_decoder(
         tie_embeddings: cfg.bool_or("tie_word_embeddings", false)?,
         names,
     })
+}
+
+/// rescale, mean and std from a CLIP-style `preprocessor_config.json`, CLIP's values by default.
+pub(crate) fn clip_normalization(pp: Option<&Value>) -> (f32, [f32; 3], [f32; 3]) {
+    let rescale = pp
+        .and_then(|p| p.get("rescale_factor"))
+        .and_then(|v| v.as_f64())
+        .unwrap_or(1.0 / 255.0) as f32;
+    let mean = triplet(pp.and_then(|p| p.get("image_mean")), CLIP_MEAN);
+    let std = triplet(pp.and_then(|p| p.get("image_std")), CLIP_STD);
+    (rescale, mean, std)
+}
+
+/// The vicuna_v1 / LLaVA system prompt both EVE generations use.
+pub(crate) const VICUNA_SYSTEM: &str =
+    "A chat between a curious user and an artificial intelligence \
+assistant. The assistant gives helpful, detailed, and polite answers to the user's questions.";
+
+/// EVE's token layout: one `<image>` (the −200 sentinel upstream) expands into every image row;
+/// the rows carry id 0, as upstream writes over the sentinel.
+pub(crate) fn eve_sequence(template: TemplateSpec) -> crate::spec::SequenceSpec {
+    use crate::spec::{ImageLayout, Merge, SequenceSpec};
+    SequenceSpec {
+        layout: ImageLayout {
+            start: None,
+            patch: 0,
+            row_sep: None,
+            row_sep_after_last: false,
+            end: None,
+        },
+        merge: Merge::Expand { sentinel: -200 },
+        template,
+        max_images: 1,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::number_after;
+
+    #[test]
+    fn processor_numbers_from_tower_names() {
+        let v2 = "openai/eve-anyratio-res1600-patch16";
+        assert_eq!(number_after(v2, "res"), Some(1600));
+        assert_eq!(number_after(v2, "patch"), Some(16));
+        let v1 = "openai/eve-patch14-anypixel-1344";
+        assert_eq!(number_after(v1, "anypixel"), Some(1344));
+        assert_eq!(number_after(v1, "patch"), Some(14));
+        assert_eq!(number_after(v1, "res"), None);
+        assert_eq!(number_after("", "res"), None);
+    }
 }
