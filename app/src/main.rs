@@ -1,6 +1,7 @@
 //! `monovlm`: ask questions about images with native (encoder-free) VLMs, offline.
 
 mod cli_ask;
+mod cli_bench;
 mod cli_check;
 mod cli_inspect;
 mod serve;
@@ -29,6 +30,8 @@ enum Command {
     CheckReference(cli_check::CheckArgs),
     /// Show a model's family, size and dtypes, and how an image would be tokenized.
     Inspect(cli_inspect::InspectArgs),
+    /// Measure prefill/decode throughput, time to first token and peak memory of a model.
+    Bench(cli_bench::BenchArgs),
     /// OpenAI-compatible local server: /v1/chat/completions (with images), /v1/models, /health.
     Serve(serve::ServeArgs),
 }
@@ -40,6 +43,7 @@ fn main() -> ExitCode {
         Command::Chat(a) => cli_ask::chat(a),
         Command::CheckReference(a) => cli_check::run(a),
         Command::Inspect(a) => cli_inspect::run(a),
+        Command::Bench(a) => cli_bench::run(a),
         Command::Serve(a) => serve::serve(a),
     };
     match result {

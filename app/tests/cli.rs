@@ -143,3 +143,31 @@ fn inspect_reports_grid_and_token_count() {
     assert!(out.contains("36 rows × 1 cols"), "{out}");
     assert!(out.contains("image tokens:    72"), "{out}");
 }
+
+#[test]
+fn bench_json_has_the_documented_keys() {
+    let dir = fixtures().join("solo-tiny");
+    let (code, out, err) = monovlm(&[
+        "bench",
+        "--model",
+        dir.join("model").to_str().unwrap(),
+        "--image",
+        dir.join("images/wide.png").to_str().unwrap(),
+        "--prompt-tokens",
+        "16",
+        "--gen-tokens",
+        "4",
+        "--threads",
+        "1",
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(out.trim()).expect("one JSON object");
+    for key in ["prefill_tokens_per_s", "decode_tokens_per_s", "ttft_s"] {
+        assert!(v[key].as_f64().is_some_and(|x| x > 0.0), "{key}: {v}");
+    }
+    assert!(v["peak_rss_bytes"].as_u64().is_some_and(|x| x > 0), "{v}");
+    // 3x10 grid of <vpatch> in the SOLO layout, plus 16 text tokens.
+    assert_eq!(v["image_tokens"], 30, "{v}");
+    assert_eq!(v["prompt_tokens"], 16 + 30 + 2 + 2, "{v}");
+}
