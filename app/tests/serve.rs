@@ -842,3 +842,63 @@ fn openai_python_client() {
     assert!(out.status.success(), "{stdout}\n{stderr}");
     assert!(stdout.contains("openai client: ok"), "{stdout}\n{stderr}");
 }
+
+/// A follow-up request that sends back the previous answer verbatim reuses the worker's KV cache:
+/// only the new turn is prefilled, and the answer is the one a continuing local `Chat` gives.
+#[test]
+fn follow_up_turn_reuses_the_prompt_cache() {
+    let server = Server::start(&[]);
+    let model = load_model();
+    let bytes = std::fs::read(image_path("wide.png")).unwrap();
+    let img = pilimage::decode_rgb(&bytes, &DecodeLimits::default()).unwrap();
+    let mut chat = Chat::new(&model, PromptFormat::Chat);
+    let first = chat
+        .send(
+            CAPTION,
+            std::slice::from_ref(&img),
+            &greedy_options(5),
+            &mut |_| true,
+        )
+        .unwrap();
+    let cached = chat.len();
+    let second = chat
+        .send("Tell me more.\n", &[], &greedy_options(5), &mut |_| true)
+        .unwrap();
+
+    let v1 = server.chat(&image_question(CAPTION, "wide.png", 5)).json();
+    assert_eq!(content(&v1), first.text);
+    assert_eq!(v1["usage"]["prompt_tokens_details"]["cached_tokens"], 0);
+    let follow_up = json!({
+        "model": "model",
+        "messages": [
+            {"role": "user", "content": [
+                {"type": "text", "text": CAPTION},
+                {"type": "image_url", "image_url": {"url": data_uri("wide.png")}},
+            ]},
+            {"role": "assistant", "content": first.text},
+            {"role": "user", "content": "Tell me more.\n"},
+        ],
+        "max_tokens": 5,
+        "temperature": 0,
+    });
+    let v2 = server.chat(&follow_up).json();
+    assert_eq!(
+        v2["usage"]["prompt_tokens_details"]["cached_tokens"], cached,
+        "{v2}"
+    );
+    assert_eq!(
+        v2["usage"]["prompt_tokens"],
+        cached + second.prompt_tokens,
+        "{v2}"
+    );
+    assert_eq!(content(&v2), second.text);
+
+    // A different history is not served from the cache.
+    let mut other = follow_up.clone();
+    other["messages"][1]["content"] = json!("Something else.");
+    let v3 = server.chat(&other).json();
+    assert_eq!(
+        v3["usage"]["prompt_tokens_details"]["cached_tokens"], 0,
+        "{v3}"
+    );
+}

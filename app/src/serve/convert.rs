@@ -15,6 +15,35 @@ pub struct Turn {
     pub images: Vec<RgbImage>,
 }
 
+/// What identifies one exchange for the prompt cache: the user's text, a fingerprint of each image
+/// (size and a hash of the pixels) and the assistant's answer text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExchangeKey {
+    text: String,
+    images: Vec<(u32, u32, u64)>,
+    answer: String,
+}
+
+impl ExchangeKey {
+    pub fn new(turn: &Turn, answer: &str) -> Self {
+        use std::hash::{Hash, Hasher};
+        let images = turn
+            .images
+            .iter()
+            .map(|im| {
+                let mut h = std::collections::hash_map::DefaultHasher::new();
+                im.data.hash(&mut h);
+                (im.width, im.height, h.finish())
+            })
+            .collect();
+        ExchangeKey {
+            text: turn.text.clone(),
+            images,
+            answer: answer.to_string(),
+        }
+    }
+}
+
 /// Earlier `(user turn, assistant answer)` exchanges, then the turn to answer.
 #[derive(Debug)]
 pub struct Conversation {

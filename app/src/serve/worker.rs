@@ -1,7 +1,7 @@
 //! Model work off the async executor: `--parallel` threads, each running one conversation at a
 //! time, fed by a bounded queue. Results go back as a stream of events.
 
-use super::convert::Conversation;
+use super::convert::{Conversation, ExchangeKey};
 use super::errors::ApiError;
 use super::stop::StopFilter;
 use runtime::{Chat, FinishReason, GenerationOptions, Model, PromptFormat};
@@ -33,8 +33,10 @@ pub enum Event {
 pub struct Outcome {
     /// OpenAI's `finish_reason`: `stop` or `length`.
     pub finish: &'static str,
-    /// Every position prefilled for this request: text, template and image tokens.
+    /// Every prompt position of this request: text, template and image tokens.
     pub prompt_tokens: usize,
+    /// Of those, positions taken from this worker's prompt cache instead of being prefilled.
+    pub cached_tokens: usize,
     pub completion_tokens: usize,
 }
 
@@ -76,7 +78,12 @@ impl Pool {
     }
 }
 
+/// The conversation a worker answered last, kept with its KV cache: a follow-up request whose
+/// history is exactly these exchanges only prefills its new user turn (and images).
+type PromptCache<'m> = Option<(Vec<ExchangeKey>, Chat<'m>)>;
+
 fn work(model: &Model, rx: &Mutex<Receiver<Job>>) {
+    let mut cache: PromptCache = None;
     loop {
         // A poisoned lock only means another worker panicked while waiting; the queue is fine.
         let job = match rx.lock() {
@@ -86,7 +93,8 @@ fn work(model: &Model, rx: &Mutex<Receiver<Job>>) {
         let Ok(job) = job else { return };
         let events = job.events.clone();
         let id = job.id.clone();
-        if std::panic::catch_unwind(AssertUnwindSafe(|| run(model, job))).is_err() {
+        if std::panic::catch_unwind(AssertUnwindSafe(|| run(model, job, &mut cache))).is_err() {
+            cache = None;
             eprintln!("monovlm serve: {id}: internal error (panic) in the model worker");
             let _ = events.send(Event::Failed(ApiError::internal(
                 "internal error while generating; see the server log",
@@ -95,7 +103,7 @@ fn work(model: &Model, rx: &Mutex<Receiver<Job>>) {
     }
 }
 
-fn run(model: &Model, job: Job) {
+fn run<'m>(model: &'m Model, job: Job, cache: &mut PromptCache<'m>) {
     let Job {
         id,
         conversation,
@@ -119,12 +127,26 @@ fn run(model: &Model, job: Job) {
         eprintln!("monovlm serve: {id}: {err}");
         let _ = events.send(Event::Failed(err));
     };
-    let mut chat = Chat::new(model, PromptFormat::Chat);
-    for (turn, answer) in &conversation.history {
-        if let Err(e) = chat.replay(&turn.text, &turn.images, answer) {
-            return fail(&e);
+    let mut key: Vec<ExchangeKey> = conversation
+        .history
+        .iter()
+        .map(|(turn, answer)| ExchangeKey::new(turn, answer))
+        .collect();
+    let (mut chat, cached_tokens) = match cache.take() {
+        Some((k, chat)) if k == key => {
+            let n = chat.len();
+            (chat, n)
         }
-    }
+        _ => {
+            let mut chat = Chat::new(model, PromptFormat::Chat);
+            for (turn, answer) in &conversation.history {
+                if let Err(e) = chat.replay(&turn.text, &turn.images, answer) {
+                    return fail(&e);
+                }
+            }
+            (chat, 0)
+        }
+    };
     let replayed = chat.len();
     let mut filter = StopFilter::new(stops);
     let mut client_gone = false;
@@ -172,8 +194,16 @@ fn run(model: &Model, job: Job) {
     let outcome = Outcome {
         finish,
         prompt_tokens: replayed + reply.prompt_tokens,
+        cached_tokens,
         completion_tokens: reply.ids.len(),
     };
+    // Keep the conversation only when the client saw every generated token: a stop string or a
+    // disconnect leaves tokens in the cache that the client's next request will not send back.
+    let complete = !by_stop_string && !client_gone && reply.finish != FinishReason::Cancelled;
+    if complete && !cancelled() {
+        key.push(ExchangeKey::new(last, &reply.text));
+        *cache = Some((key, chat));
+    }
     let secs = t0.elapsed().as_secs_f64();
     if client_gone || cancelled() {
         eprintln!(
