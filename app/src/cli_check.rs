@@ -2,7 +2,7 @@
 
 use anyhow::Result;
 use clap::Args;
-use runtime::reference::check_fixture;
+use runtime::reference::{all_passed, check_fixture, top1_over};
 use runtime::{ComputeDtype, LoadOptions};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -28,7 +28,18 @@ pub fn run(a: CheckArgs) -> Result<ExitCode> {
         failed += !r.passed() as usize;
     }
     println!("{} passed, {} failed", reports.len() - failed, failed);
-    Ok(if failed == 0 {
+    // Quantized models: math errors are reported, the verdict is the top-1 agreement floor.
+    if let Some(min) = reports.iter().find_map(|r| r.tolerance.min_top1) {
+        let a = top1_over(&reports).unwrap_or(1.0);
+        let max_err = reports
+            .iter()
+            .filter_map(|r| r.logits_err)
+            .fold(0f32, f32::max);
+        println!(
+            "quantized model: top-1 agreement {a:.3} (floor {min}), max |Δlogit| {max_err:.2e}"
+        );
+    }
+    Ok(if all_passed(&reports) {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE

@@ -4,6 +4,7 @@ mod cli_ask;
 mod cli_bench;
 mod cli_check;
 mod cli_inspect;
+mod cli_quantize;
 mod serve;
 
 use clap::{Parser, Subcommand};
@@ -32,6 +33,8 @@ enum Command {
     Inspect(cli_inspect::InspectArgs),
     /// Measure prefill/decode throughput, time to first token and peak memory of a model.
     Bench(cli_bench::BenchArgs),
+    /// Convert an HF checkpoint folder into one self-contained GGUF file (optionally quantized).
+    Quantize(cli_quantize::QuantizeArgs),
     /// OpenAI-compatible local server: /v1/chat/completions (with images), /v1/models, /health.
     Serve(serve::ServeArgs),
 }
@@ -44,6 +47,7 @@ fn main() -> ExitCode {
         Command::CheckReference(a) => cli_check::run(a),
         Command::Inspect(a) => cli_inspect::run(a),
         Command::Bench(a) => cli_bench::run(a),
+        Command::Quantize(a) => cli_quantize::run(a),
         Command::Serve(a) => serve::serve(a),
     };
     match result {

@@ -18,6 +18,8 @@ pub enum Error {
     UnknownFamily(String),
     #[error("{path}: malformed safetensors: {message}")]
     Safetensors { path: PathBuf, message: String },
+    #[error("{path}: malformed GGUF: {message}")]
+    Gguf { path: PathBuf, message: String },
     #[error("missing tensor `{name}` in the checkpoint (looked for: {tried})")]
     MissingTensor { name: String, tried: String },
     #[error("tensor `{name}` has shape {actual:?}, expected {expected:?}")]

@@ -94,20 +94,23 @@ pub struct Model {
     pub decoder: Decoder,
     pub frontend: Frontend,
     pub stats: WeightStats,
+    /// `monovlm.quant_type` of a GGUF file (`f32`, `q8_0`, …); `None` for an HF folder.
+    pub quant_type: Option<String>,
 }
 
 impl Model {
-    /// Loads an HF checkpoint folder.
+    /// Loads an HF checkpoint folder, or a self-contained `.gguf` written by `monovlm quantize`
+    /// (block-quantized weights then run as quantized matmuls).
     pub fn load(path: &Path, opts: &LoadOptions) -> Result<Self> {
-        if path.extension().is_some_and(|e| e == "gguf") {
-            return Err(Error::Unsupported(format!(
-                "{}: GGUF loading is not available in this build yet; pass a Hugging Face folder",
-                path.display()
-            )));
-        }
-        let folder = HfFolder::open(path)?;
+        let (folder, tokenizer, quant_type) = if path.is_file() {
+            let (folder, file) = HfFolder::open_gguf(path)?;
+            let tokenizer = Tokenizer::from_gguf(&file)?;
+            let quant_type = file.meta_str("monovlm.quant_type").map(str::to_string);
+            (folder, tokenizer, quant_type)
+        } else {
+            (HfFolder::open(path)?, Tokenizer::from_dir(path)?, None)
+        };
         let family = families::detect(&folder)?;
-        let tokenizer = Tokenizer::from_dir(path)?;
         let (spec, aliases) = (family.build)(&folder, &tokenizer)?;
         let weights = Weights {
             source: &folder.tensors,
@@ -126,6 +129,7 @@ impl Model {
             decoder,
             frontend,
             stats,
+            quant_type,
         })
     }
 

@@ -4,11 +4,14 @@
 //! weights come from safetensors shards or (later) a GGUF file. Families describe their tensor names
 //! with canonical names plus [`NameAliases`], so legacy and current hub layouts both load.
 
+pub mod gguf;
 mod safetensors;
 
+pub use self::gguf::GgufFile;
 pub use self::safetensors::SafetensorsFiles;
 
 use crate::error::{Error, Result};
+use candle_core::quantized::QTensor;
 use candle_core::{DType, Device, Tensor};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -19,6 +22,11 @@ pub trait TensorSource: Send + Sync {
     fn shape(&self, name: &str) -> Option<Vec<usize>>;
     /// Loads a tensor converted to `dtype` on `device`.
     fn load(&self, name: &str, dtype: DType, device: &Device) -> Result<Tensor>;
+    /// The tensor as stored blocks when the source holds it block-quantized (GGUF q8_0, q4_k, …),
+    /// for quantized matmuls; `None` for dense tensors (load those with [`TensorSource::load`]).
+    fn load_quantized(&self, _name: &str, _device: &Device) -> Result<Option<QTensor>> {
+        Ok(None)
+    }
     fn names(&self) -> Vec<String>;
     /// Storage dtypes present, for `inspect`.
     fn dtype_name(&self, name: &str) -> Option<String>;
@@ -105,6 +113,20 @@ impl<'a> Weights<'a> {
         self.source.load(&found, dtype, &self.device)
     }
 
+    /// Loads `name` as stored blocks if the source holds it block-quantized, checking its shape.
+    pub fn get_quantized(&self, name: &str, expected: &[usize]) -> Result<Option<QTensor>> {
+        let found = self.resolve(name).ok_or_else(|| self.missing(name))?;
+        let actual = self.source.shape(&found).unwrap_or_default();
+        if actual != expected {
+            return Err(Error::TensorShape {
+                name: found,
+                actual,
+                expected: expected.to_vec(),
+            });
+        }
+        self.source.load_quantized(&found, &self.device)
+    }
+
     /// Loads `name` if present (optional biases).
     pub fn get_opt(&self, name: &str, expected: &[usize]) -> Result<Option<Tensor>> {
         if self.contains(name) {
@@ -115,13 +137,14 @@ impl<'a> Weights<'a> {
     }
 }
 
-/// A Hugging Face checkpoint folder as the hub ships it.
+/// A Hugging Face checkpoint folder as the hub ships it, or the same content read back from a
+/// self-contained GGUF file (then `dir` is the file's path and the configs come from its metadata).
 pub struct HfFolder {
     pub dir: PathBuf,
     pub config: Value,
     pub preprocessor_config: Option<Value>,
     pub generation_config: Option<Value>,
-    pub tensors: SafetensorsFiles,
+    pub tensors: CheckpointTensors,
 }
 
 impl HfFolder {
@@ -147,8 +170,72 @@ impl HfFolder {
             config,
             preprocessor_config,
             generation_config,
-            tensors,
+            tensors: CheckpointTensors::Safetensors(tensors),
         })
+    }
+
+    /// Reads a GGUF written by `monovlm quantize`: configs from its embedded files, tensors mapped.
+    /// Returns the file too, for the embedded tokenizer files.
+    pub fn open_gguf(path: &Path) -> Result<(Self, std::sync::Arc<GgufFile>)> {
+        let file = std::sync::Arc::new(GgufFile::open(path)?);
+        let config = file.embedded_json("config.json")?.ok_or_else(|| {
+            Error::config(
+                path,
+                "this GGUF has no embedded config.json (monovlm.file.config.json); \
+                 convert the checkpoint with `monovlm quantize`",
+            )
+        })?;
+        if !config.is_object() {
+            return Err(Error::config(
+                path.join("config.json"),
+                "expected a JSON object",
+            ));
+        }
+        let folder = HfFolder {
+            dir: path.to_path_buf(),
+            config,
+            preprocessor_config: file.embedded_json("preprocessor_config.json")?,
+            generation_config: file.embedded_json("generation_config.json")?,
+            tensors: CheckpointTensors::Gguf(file.clone()),
+        };
+        Ok((folder, file))
+    }
+}
+
+/// The tensors of a checkpoint: safetensors shards, or a GGUF file (shared with the tokenizer
+/// loader, which reads its embedded files).
+pub enum CheckpointTensors {
+    Safetensors(SafetensorsFiles),
+    Gguf(std::sync::Arc<GgufFile>),
+}
+
+impl CheckpointTensors {
+    fn inner(&self) -> &dyn TensorSource {
+        match self {
+            CheckpointTensors::Safetensors(s) => s,
+            CheckpointTensors::Gguf(g) => &**g,
+        }
+    }
+}
+
+impl TensorSource for CheckpointTensors {
+    fn contains(&self, name: &str) -> bool {
+        self.inner().contains(name)
+    }
+    fn shape(&self, name: &str) -> Option<Vec<usize>> {
+        self.inner().shape(name)
+    }
+    fn load(&self, name: &str, dtype: DType, device: &Device) -> Result<Tensor> {
+        self.inner().load(name, dtype, device)
+    }
+    fn load_quantized(&self, name: &str, device: &Device) -> Result<Option<QTensor>> {
+        self.inner().load_quantized(name, device)
+    }
+    fn names(&self) -> Vec<String> {
+        self.inner().names()
+    }
+    fn dtype_name(&self, name: &str) -> Option<String> {
+        self.inner().dtype_name(name)
     }
 }
 

@@ -1,45 +1,137 @@
 //! Building blocks shared by every decoder: linear (optionally biased), norms, RoPE tables.
 
 use crate::checkpoint::Weights;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::spec::NormKind;
-use candle_core::{DType, Tensor, D};
+use candle_core::quantized::{ggml_file, QMatMul, QTensor};
+use candle_core::{DType, Module, Tensor, D};
 
-/// `y = x Wᵀ + b` with `W` in the compute dtype and the bias kept in f32 until added.
+/// The weight of a [`Linear`]: a dense matrix in the compute dtype, or stored blocks (GGUF q8_0,
+/// q4_k, …) multiplied by candle's quantized kernels (activations go through f32).
+#[derive(Debug, Clone)]
+pub enum LinearWeight {
+    Dense(Tensor),
+    Quantized(QMatMul),
+}
+
+/// `y = x Wᵀ + b` with the bias kept in f32 until added.
 #[derive(Debug, Clone)]
 pub struct Linear {
-    pub weight: Tensor,
+    pub weight: LinearWeight,
     pub bias: Option<Tensor>,
+    out: usize,
 }
 
 impl Linear {
     pub fn new(weight: Tensor, bias: Option<Tensor>) -> Self {
-        Linear { weight, bias }
+        let out = weight.dim(0).unwrap_or(0);
+        Linear {
+            weight: LinearWeight::Dense(weight),
+            bias,
+            out,
+        }
     }
 
-    /// Loads `{name}.weight` `[out, in]` and, if `bias`, `{name}.bias` `[out]`.
+    /// A linear over block-quantized weights `[out, in]`.
+    pub fn quantized(weight: QTensor, bias: Option<Tensor>) -> Result<Self> {
+        let out = weight.shape().dims().first().copied().unwrap_or(0);
+        Ok(Linear {
+            weight: LinearWeight::Quantized(QMatMul::from_qtensor(weight)?),
+            bias,
+            out,
+        })
+    }
+
+    /// Loads `{name}.weight` `[out, in]` and, if `bias`, `{name}.bias` `[out]`. Weights the
+    /// checkpoint stores block-quantized stay quantized.
     pub fn load(w: &Weights, name: &str, out: usize, inp: usize, bias: bool) -> Result<Self> {
-        let weight = w.get(&format!("{name}.weight"), &[out, inp])?;
+        let wname = format!("{name}.weight");
         let bias = if bias {
             Some(w.get_as(&format!("{name}.bias"), &[out], DType::F32)?)
         } else {
             None
         };
-        Ok(Linear { weight, bias })
+        if let Some(q) = w.get_quantized(&wname, &[out, inp])? {
+            return Linear::quantized(q, bias);
+        }
+        let weight = w.get(&wname, &[out, inp])?;
+        Ok(Linear::new(weight, bias))
     }
 
     pub fn out_features(&self) -> usize {
-        self.weight.dim(0).unwrap_or(0)
+        self.out
+    }
+
+    /// The rows `idx` (a `u32` vector) of the weight as a new linear with bias `bias`; used to
+    /// split fused QKV projections. Quantized rows are copied block for block (exact).
+    pub fn select_rows(&self, idx: &Tensor, bias: Option<Tensor>) -> Result<Self> {
+        match &self.weight {
+            LinearWeight::Dense(w) => Ok(Linear::new(
+                w.index_select(&idx.to_device(w.device())?, 0)?,
+                bias,
+            )),
+            LinearWeight::Quantized(QMatMul::QTensor(q)) => {
+                let dims = q.shape().dims();
+                let (rows, cols) = match dims {
+                    [r, c] => (*r, *c),
+                    _ => {
+                        return Err(Error::Unsupported(format!(
+                            "quantized linear weight of rank {}",
+                            dims.len()
+                        )))
+                    }
+                };
+                let dtype = q.dtype();
+                let row_bytes = cols / dtype.block_size() * dtype.type_size();
+                let data = q.data()?;
+                let picked: Vec<u32> = idx.to_vec1()?;
+                let total = picked.len() * row_bytes;
+                // u32 backing keeps the bytes 4-aligned, as candle's block reinterpretation needs.
+                let mut buf = vec![0u32; total.div_ceil(4)];
+                // SAFETY: `buf` owns at least `total` initialised bytes; u8 has no alignment.
+                let bytes =
+                    unsafe { std::slice::from_raw_parts_mut(buf.as_mut_ptr().cast::<u8>(), total) };
+                for (k, &r) in picked.iter().enumerate() {
+                    let r = r as usize;
+                    if r >= rows {
+                        return Err(Error::InvalidArgument(format!(
+                            "row {r} of a {rows}-row weight"
+                        )));
+                    }
+                    bytes[k * row_bytes..(k + 1) * row_bytes]
+                        .copy_from_slice(&data[r * row_bytes..(r + 1) * row_bytes]);
+                }
+                let q = ggml_file::qtensor_from_ggml(
+                    dtype,
+                    bytes,
+                    vec![picked.len(), cols],
+                    &q.device(),
+                )?;
+                Linear::quantized(q, bias)
+            }
+            LinearWeight::Quantized(m) => {
+                let w = m.dequantize_f16()?.to_dtype(DType::F32)?;
+                Linear::new(w, None).select_rows(idx, bias)
+            }
+        }
     }
 
     /// `x`: `[T, in]` → `[T, out]`.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let x = if x.dtype() != self.weight.dtype() {
-            x.to_dtype(self.weight.dtype())?
-        } else {
-            x.clone()
+        let y = match &self.weight {
+            LinearWeight::Dense(w) => {
+                let x = if x.dtype() != w.dtype() {
+                    x.to_dtype(w.dtype())?
+                } else {
+                    x.clone()
+                };
+                x.matmul(&w.t()?)?
+            }
+            LinearWeight::Quantized(m) => {
+                let y = m.forward(&x.to_dtype(DType::F32)?.contiguous()?)?;
+                y.to_dtype(x.dtype())?
+            }
         };
-        let y = x.matmul(&self.weight.t()?)?;
         match &self.bias {
             Some(b) => Ok(y.broadcast_add(&b.to_dtype(y.dtype())?)?),
             None => Ok(y),

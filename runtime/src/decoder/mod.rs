@@ -172,7 +172,9 @@ impl Attention {
                         split_grouped(t, spec.heads, spec.kv_heads, hd)
                     }
                 };
-                let [wq, wk, wv] = split(&fused.weight)?;
+                // Split row indices rather than the weight, so quantized blocks split exactly.
+                let rows = Tensor::arange(0u32, (qd + 2 * kvd) as u32, &Device::Cpu)?;
+                let [iq, ik, iv] = split(&rows)?;
                 let (bq, bk, bv) = match &fused.bias {
                     Some(b) => {
                         let [a, b2, c] = split(b)?;
@@ -181,9 +183,9 @@ impl Attention {
                     None => (None, None, None),
                 };
                 (
-                    Linear::new(wq, bq),
-                    Linear::new(wk, bk),
-                    Linear::new(wv, bv),
+                    fused.select_rows(&iq, bq)?,
+                    fused.select_rows(&ik, bk)?,
+                    fused.select_rows(&iv, bv)?,
                 )
             }
         };

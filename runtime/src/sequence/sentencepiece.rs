@@ -1797,13 +1797,18 @@ impl JsonObject {
             return Ok(None);
         }
         let bytes = read_file_limited(&path, 64 << 20)?;
+        Self::parse(path, &bytes).map(Some)
+    }
+
+    /// Parses `bytes` as a JSON object; `path` names it in errors.
+    fn parse(path: PathBuf, bytes: &[u8]) -> SpmResult<Self> {
         let value: serde_json::Value =
-            serde_json::from_slice(&bytes).map_err(|source| SpmError::Json {
+            serde_json::from_slice(bytes).map_err(|source| SpmError::Json {
                 path: path.clone(),
                 source,
             })?;
         match value {
-            serde_json::Value::Object(map) => Ok(Some(JsonObject { path, map })),
+            serde_json::Value::Object(map) => Ok(JsonObject { path, map }),
             _ => Err(SpmError::Config {
                 path,
                 field: "<root>".into(),
@@ -1962,6 +1967,31 @@ impl HfSlowTokenizer {
         let added_file = dir.join("added_tokens.json");
         let added_json = JsonObject::read(added_file)?;
         Self::build(sp, config, special_map, added_json, options)
+    }
+
+    /// Like [`Self::from_dir`] from file contents held in memory (e.g. embedded in a GGUF):
+    /// `tokenizer.model` bytes and the optional JSON files by name.
+    pub fn from_bytes(
+        model: &[u8],
+        tokenizer_config: Option<&[u8]>,
+        special_tokens_map: Option<&[u8]>,
+        added_tokens: Option<&[u8]>,
+    ) -> SpmResult<Self> {
+        let sp = SentencePiece::from_bytes(model)?;
+        let json = |name: &str, b: Option<&[u8]>| {
+            b.map(|b| JsonObject::parse(PathBuf::from(name), b))
+                .transpose()
+        };
+        let config = json("tokenizer_config.json", tokenizer_config)?;
+        let special_map = json("special_tokens_map.json", special_tokens_map)?;
+        let added_json = json("added_tokens.json", added_tokens)?;
+        Self::build(
+            sp,
+            config,
+            special_map,
+            added_json,
+            HfSlowOptions::default(),
+        )
     }
 
     fn build(

@@ -3,6 +3,7 @@
 //! tokenizer semantics). Special-token ids are always looked up by their strings.
 
 use super::sentencepiece::HfSlowTokenizer;
+use crate::checkpoint::GgufFile;
 use crate::error::{Error, Result};
 use std::path::Path;
 
@@ -37,6 +38,37 @@ impl Tokenizer {
         Err(Error::Tokenizer(format!(
             "{}: no tokenizer.json or tokenizer.model",
             dir.display()
+        )))
+    }
+
+    /// Loads the tokenizer files embedded in a GGUF written by `monovlm quantize`, the same way
+    /// [`Tokenizer::from_dir`] reads them from a folder.
+    pub fn from_gguf(file: &GgufFile) -> Result<Self> {
+        let origin = file.path().display().to_string();
+        if let Some(json) = file.embedded_file("tokenizer.json")? {
+            let t = tokenizers::Tokenizer::from_bytes(&json)
+                .map_err(|e| Error::Tokenizer(format!("{origin}: embedded tokenizer.json: {e}")))?;
+            return Ok(Tokenizer {
+                inner: Inner::Fast(Box::new(t)),
+            });
+        }
+        if let Some(model) = file.embedded_file("tokenizer.model")? {
+            let cfg = file.embedded_file("tokenizer_config.json")?;
+            let special = file.embedded_file("special_tokens_map.json")?;
+            let added = file.embedded_file("added_tokens.json")?;
+            let t = HfSlowTokenizer::from_bytes(
+                &model,
+                cfg.as_deref(),
+                special.as_deref(),
+                added.as_deref(),
+            )
+            .map_err(|e| Error::Tokenizer(format!("{origin}: embedded tokenizer.model: {e}")))?;
+            return Ok(Tokenizer {
+                inner: Inner::Slow(Box::new(t)),
+            });
+        }
+        Err(Error::Tokenizer(format!(
+            "{origin}: no embedded tokenizer.json or tokenizer.model"
         )))
     }
 

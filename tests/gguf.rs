@@ -1,0 +1,306 @@
+//! HF checkpoint → GGUF → runtime: f32 files reproduce the dense model, q8_0 files keep the
+//! argmax of the logits, and malformed GGUF files give errors (never panics or huge allocations).
+
+use monovlm_e2e::fixture;
+use quantize::{quantize, Options, QuantType};
+use runtime::checkpoint::GgufFile;
+use runtime::reference::{all_passed, check_fixture, top1_over, CaseReport};
+use runtime::{LoadOptions, Model};
+use std::path::{Path, PathBuf};
+
+const FAMILIES: [&str; 6] = [
+    "fuyu-tiny",
+    "solo-tiny",
+    "eve1-tiny",
+    "eve2-tiny",
+    "hovle-tiny",
+    "monointernvl-tiny",
+];
+
+fn convert(name: &str, target: QuantType, dir: &Path) -> PathBuf {
+    let out = dir.join(format!("{name}-{}.gguf", target.name()));
+    let opts = Options {
+        target,
+        progress: false,
+    };
+    quantize(&fixture(name).join("model"), &out, &opts).expect("quantize");
+    out
+}
+
+fn check(name: &str, model: Option<&Path>) -> Vec<CaseReport> {
+    check_fixture(&fixture(name), model, &LoadOptions::default()).expect("fixture checks")
+}
+
+#[test]
+fn f32_gguf_reproduces_the_hf_checkpoint() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    for name in FAMILIES {
+        let file = convert(name, QuantType::F32, tmp.path());
+        let dense = check(name, None);
+        let gguf = check(name, Some(&file));
+        assert!(all_passed(&gguf), "{name}: f32 GGUF fails its fixture");
+        let mut worst = 0f32;
+        for (d, g) in dense.iter().zip(&gguf) {
+            let (d, g) = (d.logits_err.expect("logits"), g.logits_err.expect("logits"));
+            assert!(g <= 1e-4, "{name}: logits error {g}");
+            worst = worst.max((d - g).abs());
+        }
+        assert!(
+            worst <= 1e-5,
+            "{name}: GGUF f32 vs HF logits differ by {worst}"
+        );
+        // No temporary file is left beside the output.
+        let leftovers: Vec<_> = std::fs::read_dir(tmp.path())
+            .expect("read tmp")
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().contains(".tmp-"))
+            .collect();
+        assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
+    }
+}
+
+#[test]
+fn q8_0_gguf_keeps_the_top1_token() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    for name in FAMILIES {
+        let file = convert(name, QuantType::Q8_0, tmp.path());
+        let reports = check(name, Some(&file));
+        let a = top1_over(&reports).expect("logits compared");
+        assert!(a >= 0.95, "{name}: q8_0 top-1 agreement {a}");
+        assert!(all_passed(&reports), "{name}: q8_0 fails its fixture");
+        let model = Model::load(&file, &LoadOptions::default()).expect("load");
+        assert_eq!(model.quant_type.as_deref(), Some("q8_0"));
+        assert!(
+            model.stats.dtypes.contains_key("q8_0"),
+            "{name}: no q8_0 tensors: {:?}",
+            model.stats.dtypes
+        );
+    }
+}
+
+#[test]
+fn policy_falls_back_when_rows_do_not_fit_the_block() {
+    use candle_core::quantized::GgmlDType;
+    use quantize::tensor_type;
+    let t = |name: &str, shape: &[usize], q| tensor_type(name, shape, q).0;
+    let layer = "model.layers.0.mlp.down_proj.weight";
+    assert_eq!(t(layer, &[64, 256], QuantType::Q4K), GgmlDType::Q4K);
+    assert_eq!(t(layer, &[64, 64], QuantType::Q4K), GgmlDType::Q8_0);
+    assert_eq!(t(layer, &[64, 176], QuantType::Q4K), GgmlDType::F16);
+    assert_eq!(t(layer, &[64, 176], QuantType::Q8_0), GgmlDType::F16);
+    assert_eq!(
+        t("model.norm.weight", &[64], QuantType::Q4_0),
+        GgmlDType::F32
+    );
+    assert_eq!(
+        t("model.embed_tokens.weight", &[1024, 256], QuantType::Q4K),
+        GgmlDType::F16
+    );
+    assert_eq!(
+        t("lm_head.weight", &[1024, 256], QuantType::Q4K),
+        GgmlDType::Q6K
+    );
+    assert_eq!(
+        t("model.vision_tower.x.weight", &[256, 256], QuantType::Q4K),
+        GgmlDType::F16
+    );
+    assert_eq!(t(layer, &[64, 176], QuantType::Bf16), GgmlDType::BF16);
+}
+
+#[test]
+fn gguf_is_self_contained() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let file = convert("solo-tiny", QuantType::Q8_0, tmp.path());
+    // Moved away from the fixture: nothing but the file is needed.
+    let moved = tmp.path().join("alone.gguf");
+    std::fs::rename(&file, &moved).expect("rename");
+    let g = GgufFile::open(&moved).expect("open");
+    for key in ["config.json", "tokenizer.model", "tokenizer_config.json"] {
+        assert!(
+            g.embedded_file(key).expect("read").is_some(),
+            "{key} not embedded"
+        );
+    }
+    assert!(g.meta_str("monovlm.quant_policy").is_some());
+    assert_eq!(g.meta_str("general.architecture"), Some("solo"));
+    Model::load(&moved, &LoadOptions::default()).expect("loads alone");
+}
+
+// ---- malformed files -------------------------------------------------------------------------
+
+/// A GGUF v3 header writer for hand-made (possibly malformed) files.
+struct Gguf(Vec<u8>);
+
+impl Gguf {
+    fn new(version: u32, n_tensors: u64, n_kv: u64) -> Self {
+        let mut b = b"GGUF".to_vec();
+        b.extend(version.to_le_bytes());
+        b.extend(n_tensors.to_le_bytes());
+        b.extend(n_kv.to_le_bytes());
+        Gguf(b)
+    }
+    fn str(mut self, s: &str) -> Self {
+        self.0.extend((s.len() as u64).to_le_bytes());
+        self.0.extend(s.as_bytes());
+        self
+    }
+    fn u32(mut self, v: u32) -> Self {
+        self.0.extend(v.to_le_bytes());
+        self
+    }
+    fn u64(mut self, v: u64) -> Self {
+        self.0.extend(v.to_le_bytes());
+        self
+    }
+    /// One tensor entry: name, dims (GGUF order), type, offset.
+    fn tensor(self, name: &str, dims: &[u64], ty: u32, offset: u64) -> Self {
+        let mut g = self.str(name).u32(dims.len() as u32);
+        for &d in dims {
+            g = g.u64(d);
+        }
+        g.u32(ty).u64(offset)
+    }
+    /// Pads to 32 and appends `n` data bytes.
+    fn data(mut self, n: usize) -> Vec<u8> {
+        while !self.0.len().is_multiple_of(32) {
+            self.0.push(0);
+        }
+        self.0.extend(std::iter::repeat_n(0u8, n));
+        self.0
+    }
+}
+
+fn open_bytes(bytes: &[u8]) -> Result<GgufFile, String> {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let p = tmp.path().join("m.gguf");
+    std::fs::write(&p, bytes).expect("write");
+    let r = GgufFile::open(&p).map_err(|e| e.to_string());
+    // The model loader must fail cleanly as well.
+    if r.is_err() {
+        assert!(Model::load(&p, &LoadOptions::default()).is_err());
+    }
+    r
+}
+
+fn expect_err(bytes: &[u8], needle: &str) {
+    match open_bytes(bytes) {
+        Ok(_) => panic!("accepted a malformed file (expected an error about {needle})"),
+        Err(e) => assert!(
+            e.contains(needle),
+            "error `{e}` does not mention `{needle}`"
+        ),
+    }
+}
+
+#[test]
+fn hand_made_valid_file_parses() {
+    // One f32 tensor [2, 32] = 256 bytes.
+    let f = Gguf::new(3, 1, 0).tensor("w", &[32, 2], 0, 0).data(256);
+    let g = open_bytes(&f).expect("valid");
+    assert_eq!(g.tensors["w"].shape, vec![2, 32]);
+}
+
+#[test]
+fn malformed_headers_give_clear_errors() {
+    expect_err(b"GGML\x03\0\0\0", "bad magic");
+    expect_err(b"", "truncated");
+    expect_err(&Gguf::new(1, 0, 0).data(0), "version");
+    expect_err(&Gguf::new(99, 0, 0).data(0), "version");
+    expect_err(&Gguf::new(3, u64::MAX, 0).data(0), "tensor count");
+    expect_err(&Gguf::new(3, 0, 1 << 40).data(0), "metadata count");
+    // A key whose length runs past the end.
+    expect_err(&Gguf::new(3, 0, 1).u64(u64::MAX).data(64), "key length");
+    // An array of 2^60 u64 values.
+    let f = Gguf::new(3, 0, 1)
+        .str("k")
+        .u32(9)
+        .u32(10)
+        .u64(1 << 60)
+        .data(0);
+    expect_err(&f, "array length");
+    // Unknown metadata value type.
+    expect_err(
+        &Gguf::new(3, 0, 1).str("k").u32(77).data(0),
+        "unknown value type",
+    );
+    // Alignment 0 and 3.
+    for a in [0u32, 3] {
+        let f = Gguf::new(3, 0, 1)
+            .str("general.alignment")
+            .u32(4)
+            .u32(a)
+            .data(0);
+        expect_err(&f, "alignment");
+    }
+    // Unknown tensor type.
+    expect_err(
+        &Gguf::new(3, 1, 0).tensor("w", &[32], 99, 0).data(128),
+        "unknown tensor type",
+    );
+    // Too many dimensions, zero dimensions, absurd and overflowing dimensions.
+    expect_err(
+        &Gguf::new(3, 1, 0).tensor("w", &[1; 5], 0, 0).data(4),
+        "dimensions",
+    );
+    expect_err(
+        &Gguf::new(3, 1, 0).tensor("w", &[], 0, 0).data(4),
+        "dimensions",
+    );
+    expect_err(
+        &Gguf::new(3, 1, 0).tensor("w", &[u64::MAX], 0, 0).data(4),
+        "absurd dimension",
+    );
+    let f = Gguf::new(3, 1, 0)
+        .tensor("w", &[1 << 21, 1 << 21, 1 << 21, 1 << 21], 0, 0)
+        .data(4);
+    expect_err(&f, "dimension");
+    // Offset past the end, misaligned offset, data longer than the file.
+    expect_err(
+        &Gguf::new(3, 1, 0).tensor("w", &[8], 0, 1 << 40).data(32),
+        "past the end",
+    );
+    expect_err(
+        &Gguf::new(3, 1, 0).tensor("w", &[8], 0, 4).data(64),
+        "alignment",
+    );
+    expect_err(
+        &Gguf::new(3, 1, 0).tensor("w", &[64], 0, 0).data(32),
+        "past the end",
+    );
+    // Row not a multiple of the block: q8_0 with 16-element rows.
+    expect_err(
+        &Gguf::new(3, 1, 0).tensor("w", &[16], 8, 0).data(64),
+        "block size",
+    );
+    // Duplicate tensor names.
+    let f = Gguf::new(3, 2, 0)
+        .tensor("w", &[8], 0, 0)
+        .tensor("w", &[8], 0, 32)
+        .data(64);
+    expect_err(&f, "duplicate");
+}
+
+#[test]
+fn truncated_files_give_errors() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let file = convert("fuyu-tiny", QuantType::Q8_0, tmp.path());
+    let bytes = std::fs::read(&file).expect("read");
+    let g = GgufFile::open(&file).expect("valid file");
+    // Past the end of the last tensor's data only padding remains.
+    let data_end = g
+        .tensors
+        .values()
+        .map(|t| t.start + t.len)
+        .max()
+        .expect("tensors");
+    let mut cuts: Vec<usize> = (0..200).map(|i| i * data_end / 200).collect();
+    cuts.extend([1, 3, 4, 7, 8, 15, 16, 23, 24, data_end - 1]);
+    for cut in cuts {
+        let r = open_bytes(&bytes[..cut]);
+        assert!(
+            r.is_err(),
+            "a file cut at {cut} of {} bytes was accepted",
+            bytes.len()
+        );
+    }
+}
