@@ -304,3 +304,104 @@ fn truncated_files_give_errors() {
         );
     }
 }
+
+// ---- llama.cpp's reader -----------------------------------------------------------------------
+
+/// Reads a file with llama.cpp's Python `gguf` package (PyPI `gguf`): one line per tensor with
+/// its name, type, shape (GGUF order) and the sum of its dequantized values, then the keys.
+const PY_READER: &str = r#"
+import sys, gguf
+from gguf.quants import dequantize
+r = gguf.GGUFReader(sys.argv[1])
+for t in r.tensors:
+    v = dequantize(t.data, t.tensor_type).astype("float64")
+    print("T", t.name, t.tensor_type.name, ",".join(str(int(d)) for d in t.shape), repr(float(v.sum())))
+for k in r.fields:
+    print("K", k)
+"#;
+
+/// `$MONOVLM_PYTHON` if it has the `gguf` package.
+fn python_with_gguf() -> Option<String> {
+    let py = std::env::var("MONOVLM_PYTHON").ok()?;
+    let ok = std::process::Command::new(&py)
+        .args(["-c", "import gguf"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    ok.then_some(py)
+}
+
+#[test]
+fn llama_cpp_gguf_reader_parses_our_files() {
+    use runtime::checkpoint::TensorSource;
+    let Some(py) = python_with_gguf() else {
+        eprintln!(
+            "skipped: set MONOVLM_PYTHON to a python with the `gguf` package (pip install gguf)"
+        );
+        return;
+    };
+    let tmp = tempfile::tempdir().expect("tempdir");
+    for (name, target) in [
+        ("fuyu-tiny", QuantType::Q4K),
+        ("fuyu-tiny", QuantType::Q5K),
+        ("fuyu-tiny", QuantType::Q6K),
+        ("solo-tiny", QuantType::Q8_0),
+        ("solo-tiny", QuantType::Q4_0),
+        ("hovle-tiny", QuantType::Bf16),
+        ("eve2-tiny", QuantType::F16),
+        ("monointernvl-tiny", QuantType::F32),
+    ] {
+        let file = convert(name, target, tmp.path());
+        let out = std::process::Command::new(&py)
+            .args(["-c", PY_READER])
+            .arg(&file)
+            .output()
+            .expect("run python");
+        assert!(
+            out.status.success(),
+            "{name} {}: gguf reader failed: {}",
+            target.name(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let ours = GgufFile::open(&file).expect("open");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let mut seen = 0;
+        for line in text.lines() {
+            let f: Vec<&str> = line.split(' ').collect();
+            if f[0] == "K" {
+                continue;
+            }
+            let (tname, ty, shape, sum) = (f[1], f[2], f[3], f[4]);
+            let info = &ours.tensors[tname];
+            let our_ty = runtime::checkpoint::gguf::ggml_dtype_name(info.dtype);
+            assert_eq!(ty.to_ascii_lowercase(), our_ty, "{tname}");
+            let mut dims: Vec<usize> = shape.split(',').map(|d| d.parse().expect("dim")).collect();
+            dims.reverse();
+            assert_eq!(dims, info.shape, "{tname}");
+            let theirs: f64 = sum.parse().expect("sum");
+            let t = ours
+                .load(tname, candle_core::DType::F64, &candle_core::Device::Cpu)
+                .expect("load");
+            let mine: f64 = t
+                .flatten_all()
+                .and_then(|t| t.sum_all())
+                .and_then(|t| t.to_scalar())
+                .expect("sum");
+            assert!(
+                (mine - theirs).abs() <= 1e-3 * (1.0 + theirs.abs()),
+                "{tname}: dequantized sum {mine} vs llama.cpp's {theirs}"
+            );
+            seen += 1;
+        }
+        assert_eq!(seen, ours.tensors.len(), "{name}: tensor count");
+        for key in [
+            "general.architecture",
+            "monovlm.quant_policy",
+            "monovlm.file.config.json",
+        ] {
+            assert!(
+                text.contains(&format!("K {key}\n")),
+                "{key} not seen by gguf-py"
+            );
+        }
+    }
+}
