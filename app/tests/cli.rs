@@ -171,3 +171,36 @@ fn bench_json_has_the_documented_keys() {
     assert_eq!(v["image_tokens"], 30, "{v}");
     assert_eq!(v["prompt_tokens"], 16 + 30 + 2 + 2, "{v}");
 }
+
+#[test]
+fn quantize_then_run_the_gguf() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = fixtures().join("fuyu-tiny/model");
+    let out = tmp.path().join("fuyu.gguf");
+    let (m, o) = (model.to_str().unwrap(), out.to_str().unwrap());
+    let (code, stdout, err) = monovlm(&["quantize", m, "-o", o, "--type", "q8_0"]);
+    assert_eq!(code, 0, "{stdout}{err}");
+    assert!(
+        stdout.contains("tensor") && stdout.contains("q8_0"),
+        "{stdout}"
+    );
+    let fixture = fixtures().join("fuyu-tiny");
+    let (code, stdout, err) =
+        monovlm(&["check-reference", fixture.to_str().unwrap(), "--model", o]);
+    assert_eq!(code, 0, "{stdout}{err}");
+    assert!(stdout.contains("top-1 agreement"), "{stdout}");
+    let (code, stdout, err) = monovlm(&["inspect", "-m", o]);
+    assert_eq!(code, 0, "{stdout}{err}");
+    assert!(stdout.contains("q8_0×"), "{stdout}");
+    let (code, stdout, err) = monovlm(&["ask", "-m", o, "--max-tokens", "3", "hi"]);
+    assert_eq!(code, 0, "{stdout}{err}");
+    assert_one_line_error(&["quantize", m, "-o", o, "--type", "q3_x"], "unknown type");
+    // A truncated file: one clear error line, no panic.
+    let bytes = std::fs::read(&out).unwrap();
+    let cut = tmp.path().join("cut.gguf");
+    std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+    assert_one_line_error(
+        &["ask", "-m", cut.to_str().unwrap(), "hi"],
+        "malformed GGUF",
+    );
+}

@@ -184,10 +184,12 @@ pub fn tensor_type(name: &str, shape: &[usize], target: QuantType) -> (GgmlDType
         && !is_embedding(name)
         && (is_head || is_block_matrix(name));
     if !decoder_matrix {
-        let why = if is_embedding(name) {
+        let why = if is_vision_or_frontend(name) {
+            "front end"
+        } else if is_embedding(name) {
             "embedding"
         } else {
-            "front end / other"
+            "other"
         };
         return (GgmlDType::F16, why.into());
     }
