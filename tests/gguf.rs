@@ -405,3 +405,46 @@ fn llama_cpp_gguf_reader_parses_our_files() {
         }
     }
 }
+
+#[test]
+fn corrupted_bytes_never_panic() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let file = convert("fuyu-tiny", QuantType::Q8_0, tmp.path());
+    let bytes = std::fs::read(&file).expect("read");
+    let g = GgufFile::open(&file).expect("valid");
+    let header_end = g.tensors.values().map(|t| t.start).min().expect("tensors");
+    // Tensor table and the end of the metadata, where counts, lengths, dims and offsets live.
+    let lo = header_end.saturating_sub(8192);
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let mut rejected = 0;
+    for i in 0..20_000 {
+        let mut b = bytes.clone();
+        // Either the fixed header (magic, version, counts) or the tables.
+        let pos = if i % 10 == 0 {
+            (next() % 24) as usize
+        } else {
+            lo + (next() as usize % (header_end - lo))
+        };
+        b[pos] = (next() & 0xff) as u8;
+        if i % 3 == 0 {
+            b[pos.saturating_sub(1)] = 0xff;
+        }
+        rejected += runtime::checkpoint::gguf::validate(&b).is_err() as usize;
+        if i < 30 {
+            // The whole loader on a few of them: any result but a panic.
+            let p = tmp.path().join("fuzz.gguf");
+            std::fs::write(&p, &b).expect("write");
+            let _ = Model::load(&p, &LoadOptions::default());
+        }
+    }
+    assert!(
+        rejected > 1000,
+        "only {rejected} corrupted headers rejected"
+    );
+}

@@ -344,6 +344,12 @@ fn parse(buf: &[u8]) -> std::result::Result<Header, String> {
     Ok((version, metadata, tensors))
 }
 
+/// Parses and validates a GGUF header held in memory (the whole file), as [`GgufFile::open`]
+/// does; for fuzzing and tests. Returns the number of tensors.
+pub fn validate(bytes: &[u8]) -> std::result::Result<usize, String> {
+    parse(bytes).map(|(_, _, tensors)| tensors.len())
+}
+
 impl GgufFile {
     pub fn open(path: &Path) -> Result<Self> {
         let file = File::open(path).map_err(|e| Error::io(path, e))?;
