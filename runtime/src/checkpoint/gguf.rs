@@ -443,12 +443,28 @@ impl GgufFile {
     pub fn qtensor(&self, name: &str, device: &Device) -> Result<QTensor> {
         let info = self.info(name)?;
         let bytes = self.bytes(info, name)?;
-        Ok(ggml_file::qtensor_from_ggml(
-            info.dtype,
-            bytes,
-            info.shape.clone(),
-            device,
-        )?)
+        let q = ggml_file::qtensor_from_ggml(info.dtype, bytes, info.shape.clone(), device)?;
+        self.release(info);
+        Ok(q)
+    }
+
+    /// Drops the mapped pages of a tensor that has just been copied out, so a loaded model does not
+    /// keep both the file's pages and its own copy resident.
+    fn release(&self, info: &GgufTensorInfo) {
+        #[cfg(unix)]
+        {
+            // SAFETY: a read-only shared mapping of a file; nothing borrows this range any more
+            // (the tensor owns a copy), and dropped pages are re-read from the file if touched.
+            let _ = unsafe {
+                self.map.unchecked_advise_range(
+                    memmap2::UncheckedAdvice::DontNeed,
+                    info.start,
+                    info.len,
+                )
+            };
+        }
+        #[cfg(not(unix))]
+        let _ = info;
     }
 }
 
@@ -481,7 +497,9 @@ impl TensorSource for GgufFile {
         } else {
             t.to_dtype(dtype)?
         };
-        Ok(t.to_device(device)?)
+        let t = t.to_device(device)?;
+        self.release(info);
+        Ok(t)
     }
 
     fn load_quantized(&self, name: &str, device: &Device) -> Result<Option<QTensor>> {
