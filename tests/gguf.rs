@@ -334,6 +334,11 @@ fn python_with_gguf() -> Option<String> {
 fn llama_cpp_gguf_reader_parses_our_files() {
     use runtime::checkpoint::TensorSource;
     let Some(py) = python_with_gguf() else {
+        // CI names its interpreter explicitly: there a missing `gguf` package is a failure.
+        assert!(
+            std::env::var("MONOVLM_PYTHON").is_err(),
+            "MONOVLM_PYTHON is set but cannot `import gguf`"
+        );
         eprintln!(
             "skipped: set MONOVLM_PYTHON to a python with the `gguf` package (pip install gguf)"
         );
