@@ -2,7 +2,7 @@
 //! single prefill of the whole conversation produces, and generation must honour its limits.
 
 use monovlm_e2e::fixture;
-use runtime::generate::argmax;
+use runtime::generate::greedy_continuation;
 use runtime::image::{pilimage, DecodeLimits};
 use runtime::{Chat, FinishReason, GenerationOptions, LoadOptions, Model, PromptFormat};
 use std::sync::atomic::AtomicBool;
@@ -63,23 +63,7 @@ fn second_turn_equals_full_recompute() {
     let embeds = model.embed_sequence(&seq, Some(&prepared.embeds)).unwrap();
     let mut cache = model.new_cache();
     let h = model.forward(&embeds, &mut cache).unwrap();
-    let mut out = Vec::new();
-    let mut last = h.narrow(0, h.dim(0).unwrap() - 1, 1).unwrap();
-    for _ in 0..5 {
-        let logits: Vec<f32> = model
-            .decoder
-            .logits(&last)
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .to_vec1()
-            .unwrap();
-        let t = argmax(&logits);
-        out.push(t);
-        last = model
-            .forward(&model.decoder.embed(&[t]).unwrap(), &mut cache)
-            .unwrap();
-    }
+    let out = greedy_continuation(&model, &h, &mut cache, 5, true).unwrap();
     assert_eq!(out, a2.ids);
 }
 

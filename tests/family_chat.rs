@@ -4,7 +4,7 @@
 //! image rows of an earlier turn and the pre-decoder's own KV cache.
 
 use monovlm_e2e::fixture;
-use runtime::generate::argmax;
+use runtime::generate::greedy_continuation;
 use runtime::image::{pilimage, DecodeLimits};
 use runtime::{Chat, GenerationOptions, LoadOptions, Model, PromptFormat};
 
@@ -68,33 +68,10 @@ fn check_family(name: &str) {
     assert_eq!(seq.ids, chat.history()[..seq.ids.len()], "{name}: history");
     let embeds = model.embed_sequence(&seq, Some(&prepared.embeds)).unwrap();
     let mut cache = model.new_cache();
-    let mut h = model
+    let h = model
         .forward_with_images(&embeds, &seq.image_positions, &mut cache)
         .unwrap();
-    let mut out = Vec::new();
-    for _ in 0..4 {
-        let last = h.narrow(0, h.dim(0).unwrap() - 1, 1).unwrap();
-        let mut logits: Vec<f32> = model
-            .decoder
-            .logits(&last)
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .to_vec1()
-            .unwrap();
-        for r in &model.spec.generation.suppress {
-            for id in r.clone() {
-                if let Some(l) = logits.get_mut(id as usize) {
-                    *l = f32::NEG_INFINITY;
-                }
-            }
-        }
-        let t = argmax(&logits);
-        out.push(t);
-        h = model
-            .forward(&model.decoder.embed(&[t]).unwrap(), &mut cache)
-            .unwrap();
-    }
+    let out = greedy_continuation(&model, &h, &mut cache, 4, true).unwrap();
     assert_eq!(out, a2.ids, "{name}: second answer");
 }
 

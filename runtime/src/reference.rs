@@ -4,7 +4,7 @@
 use crate::checkpoint::{read_json, SafetensorsFiles, TensorSource};
 use crate::error::{Error, Result};
 use crate::frontend::GridShape;
-use crate::generate::argmax;
+use crate::generate::greedy_continuation;
 use crate::image::{pilimage, DecodeLimits, PatchGrid};
 use crate::model::{LoadOptions, Model, PromptFormat};
 use crate::sequence::{ImageSlots, Sequence};
@@ -369,31 +369,7 @@ fn greedy(
 ) -> Result<Vec<u32>> {
     let mut cache = model.new_cache();
     let h = model.forward_with_images(embeds, image_positions, &mut cache)?;
-    let mut logits: Vec<f32> = model
-        .decoder
-        .logits(&h.i(h.dim(0)? - 1..)?)?
-        .flatten_all()?
-        .to_vec1()?;
-    let mut out = Vec::new();
-    for step in 0..n {
-        if suppress {
-            for r in &model.spec.generation.suppress {
-                let end = (r.end as usize).min(logits.len());
-                logits
-                    .iter_mut()
-                    .take(end)
-                    .skip(r.start as usize)
-                    .for_each(|l| *l = f32::NEG_INFINITY);
-            }
-        }
-        let t = argmax(&logits);
-        out.push(t);
-        if step + 1 < n {
-            let h = model.forward(&model.decoder.embed(&[t])?, &mut cache)?;
-            logits = model.decoder.logits(&h)?.flatten_all()?.to_vec1()?;
-        }
-    }
-    Ok(out)
+    greedy_continuation(model, &h, &mut cache, n, suppress)
 }
 
 /// Top-1 agreement over every logits row of `reports` (`None` when no case has logits).

@@ -56,6 +56,36 @@ pub struct Reply {
     pub decode_seconds: f64,
 }
 
+/// Greedy continuation of `n` tokens after a prefill whose normed hidden states are `hidden` (the
+/// prompt is already in `cache`): argmax at each step, with the family's logit suppression when
+/// `suppress`, no stop tokens. This is how the references produce their `greedy_ids`.
+pub fn greedy_continuation(
+    model: &Model,
+    hidden: &Tensor,
+    cache: &mut KvCache,
+    n: usize,
+    suppress: bool,
+) -> Result<Vec<u32>> {
+    let ranges = if suppress {
+        model.spec.generation.suppress.clone()
+    } else {
+        Vec::new()
+    };
+    let mut sampler = Sampler::new(SamplingOptions::default());
+    let last = hidden.i(hidden.dim(0)? - 1..)?;
+    let mut logits: Vec<f32> = model.decoder.logits(&last)?.flatten_all()?.to_vec1()?;
+    let mut out = Vec::with_capacity(n);
+    for step in 0..n {
+        let t = sampler.sample(&mut logits, &ranges, &[]);
+        out.push(t);
+        if step + 1 < n {
+            let h = model.forward(&model.decoder.embed(&[t])?, cache)?;
+            logits = model.decoder.logits(&h)?.flatten_all()?.to_vec1()?;
+        }
+    }
+    Ok(out)
+}
+
 /// A conversation with one model: the KV cache and ids of everything said so far.
 pub struct Chat<'m> {
     model: &'m Model,
@@ -316,24 +346,8 @@ mod tests {
 
         let embeds = model.embed_sequence(&seq, Some(&prepared.embeds)).unwrap();
         let mut cache = model.new_cache();
-        let mut h = model.forward(&embeds, &mut cache).unwrap();
-        let mut out = Vec::new();
-        for _ in 0..4 {
-            let last = h.i(h.dim(0).unwrap() - 1..).unwrap();
-            let logits: Vec<f32> = model
-                .decoder
-                .logits(&last)
-                .unwrap()
-                .flatten_all()
-                .unwrap()
-                .to_vec1()
-                .unwrap();
-            let t = argmax(&logits);
-            out.push(t);
-            h = model
-                .forward(&model.decoder.embed(&[t]).unwrap(), &mut cache)
-                .unwrap();
-        }
+        let h = model.forward(&embeds, &mut cache).unwrap();
+        let out = greedy_continuation(&model, &h, &mut cache, 4, true).unwrap();
         assert_eq!(reply.ids, out);
     }
 
