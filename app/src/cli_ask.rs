@@ -20,9 +20,9 @@ pub enum Template {
 
 #[derive(Args, Clone)]
 pub struct ModelArgs {
-    /// Hugging Face checkpoint folder (or .gguf file).
+    /// Hugging Face checkpoint folder or .gguf file (default: the embedded default model).
     #[arg(long, short)]
-    pub model: PathBuf,
+    pub model: Option<PathBuf>,
     /// Compute precision: f32, bf16 or f16.
     #[arg(long, default_value = "f32")]
     pub dtype: String,
@@ -74,7 +74,15 @@ pub fn load_model(m: &ModelArgs) -> Result<Model> {
         dtype,
         ..Default::default()
     };
-    Model::load(&m.model, &opts).with_context(|| format!("loading {}", m.model.display()))
+    let path = m.path()?;
+    Model::load(&path, &opts).with_context(|| format!("loading {}", path.display()))
+}
+
+impl ModelArgs {
+    /// The model path: `--model`, else the default model.
+    pub fn path(&self) -> Result<PathBuf> {
+        crate::default_model::resolve(self.model.as_deref())
+    }
 }
 
 pub fn load_image(path: &Path) -> Result<RgbImage> {

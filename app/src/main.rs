@@ -5,6 +5,7 @@ mod cli_bench;
 mod cli_check;
 mod cli_inspect;
 mod cli_quantize;
+mod default_model;
 mod serve;
 
 use clap::{Parser, Subcommand};

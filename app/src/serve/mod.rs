@@ -63,10 +63,10 @@ pub fn serve(a: ServeArgs) -> Result<ExitCode> {
         .clone()
         .or_else(|| std::env::var("MONOVLM_API_KEY").ok())
         .filter(|k| !k.is_empty());
+    let model_path = a.model.path()?;
     let model_id = a.alias.clone().unwrap_or_else(|| {
-        a.model
-            .model
-            .file_name()
+        model_path
+            .file_stem()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| "monovlm".into())
     });
