@@ -5,6 +5,7 @@ mod cli_bench;
 mod cli_check;
 mod cli_inspect;
 mod cli_quantize;
+mod cli_synth;
 mod default_model;
 mod serve;
 
@@ -36,6 +37,8 @@ enum Command {
     Bench(cli_bench::BenchArgs),
     /// Convert an HF checkpoint folder into one self-contained GGUF file (optionally quantized).
     Quantize(cli_quantize::QuantizeArgs),
+    /// Write a seeded synthetic training set: images/NNNNNN.png + data.jsonl (LLaVA format).
+    Synth(cli_synth::SynthArgs),
     /// OpenAI-compatible local server: /v1/chat/completions (with images), /v1/models, /health.
     Serve(serve::ServeArgs),
 }
@@ -49,6 +52,7 @@ fn main() -> ExitCode {
         Command::Inspect(a) => cli_inspect::run(a),
         Command::Bench(a) => cli_bench::run(a),
         Command::Quantize(a) => cli_quantize::run(a),
+        Command::Synth(a) => cli_synth::run(a),
         Command::Serve(a) => serve::serve(a),
     };
     match result {

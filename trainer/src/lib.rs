@@ -1,1 +1,2 @@
 //! Training: full and LoRA fine-tuning (issue: trainer). Not implemented yet.
+pub mod synth;
