@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use trainer::synth::{
     generate_sample, write_dataset, Bucket, Expr, FontSet, Op, Params, Sample, SynthConfig, TableQuery, Task,
-    TextOnly, MAX_AREA, MAX_SIDE, MIN_SIDE, WORDS,
+    TextOnly, MAX_AREA, MAX_PATCHES, MAX_SIDE, MIN_SIDE, WORDS,
 };
 
 fn cfg(seed: u64, ratio: f64) -> SynthConfig {
@@ -231,6 +231,7 @@ fn images_within_limits_and_buckets_consistent() {
         let (w, h) = img.dimensions();
         assert!((MIN_SIDE..=MAX_SIDE).contains(&w) && (MIN_SIDE..=MAX_SIDE).contains(&h), "{w}x{h}");
         assert!(w * h <= MAX_AREA, "{w}x{h}");
+        assert!(w.div_ceil(16) * h.div_ceil(16) <= MAX_PATCHES, "{w}x{h}");
         let r = w as f64 / h as f64;
         match s.bucket.unwrap() {
             Bucket::Wide => assert!(r >= 2.5, "{w}x{h}"),
@@ -348,5 +349,17 @@ fn only_requested_tasks() {
     for i in 0..30 {
         let t = generate_sample(&c, i).unwrap().task.unwrap();
         assert!(t == Task::Receipt || t == Task::Table);
+    }
+}
+
+#[test]
+fn thousands_of_samples_all_lay_out() {
+    for seed in [100, 200] {
+        let c = cfg(seed, 0.0);
+        for i in 0..1500 {
+            let s = generate_sample(&c, i).unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+            let img = s.image.unwrap();
+            assert!(img.width().div_ceil(16) * img.height().div_ceil(16) <= MAX_PATCHES);
+        }
     }
 }

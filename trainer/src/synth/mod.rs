@@ -26,8 +26,17 @@ use std::path::{Path, PathBuf};
 pub const MIN_SIDE: u32 = 32;
 /// Largest allowed image side, in pixels.
 pub const MAX_SIDE: u32 = 320;
-/// Largest allowed image area (320×160: at most 200 patches of 16×16).
+/// Largest allowed image area (320×160).
 pub const MAX_AREA: u32 = 320 * 160;
+/// Patch side of the model (Fuyu-style 16×16 patches).
+pub const PATCH: u32 = 16;
+/// Largest number of patches per image, counting partial patches at the edges.
+pub const MAX_PATCHES: u32 = 200;
+
+/// Patches an image of w×h pixels takes: ceil(w/16)·ceil(h/16).
+pub fn patches(w: u32, h: u32) -> u32 {
+    w.div_ceil(PATCH) * h.div_ceil(PATCH)
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum SynthError {

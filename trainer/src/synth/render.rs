@@ -2,7 +2,7 @@
 //! rasterization with colour, noise, speckles and blur.
 
 use super::fonts::FontSet;
-use super::{Bucket, MAX_AREA, MAX_SIDE, MIN_SIDE};
+use super::{patches, Bucket, MAX_AREA, MAX_PATCHES, MAX_SIDE, MIN_SIDE, PATCH};
 use ab_glyph::{point, Font, Glyph, PxScale, ScaleFont};
 use image::{Rgb, RgbImage};
 use rand::Rng;
@@ -121,7 +121,16 @@ pub(crate) struct Placement {
 }
 
 pub(crate) fn fits(w: u32, h: u32) -> bool {
-    (MIN_SIDE..=MAX_SIDE).contains(&w) && (MIN_SIDE..=MAX_SIDE).contains(&h) && w * h <= MAX_AREA
+    (MIN_SIDE..=MAX_SIDE).contains(&w)
+        && (MIN_SIDE..=MAX_SIDE).contains(&h)
+        && w * h <= MAX_AREA
+        && patches(w, h) <= MAX_PATCHES
+}
+
+/// Largest other side that keeps an image with one side `side` within the limits.
+fn max_other(side: u32) -> u32 {
+    let side = side.max(1);
+    MAX_SIDE.min(MAX_AREA / side).min(PATCH * (MAX_PATCHES / side.div_ceil(PATCH)))
 }
 
 /// Sizes a canvas of aspect `bucket` around content `bounds` with random margins and offset,
@@ -138,14 +147,12 @@ pub(crate) fn place<R: Rng>(rng: &mut R, bounds: (i32, i32, i32, i32), bucket: B
         Bucket::Tall => rng.random_range(0.3..0.58),
     };
     // Pad one side toward the target ratio, never beyond the size limits.
-    let max_w = |h: u32| MAX_SIDE.min(MAX_AREA / h.max(1));
-    let max_h = |w: u32| MAX_SIDE.min(MAX_AREA / w.max(1));
     for _ in 0..2 {
         w = w.max(MIN_SIDE);
         h = h.max(MIN_SIDE);
         let r = w as f32 / h as f32;
-        let pad_w = |h: u32, w: u32| ((h as f32 * ratio).ceil() as u32).min(max_w(h)).max(w);
-        let pad_h = |w: u32, h: u32| ((w as f32 / ratio).ceil() as u32).min(max_h(w)).max(h);
+        let pad_w = |h: u32, w: u32| ((h as f32 * ratio).ceil() as u32).min(max_other(h)).max(w);
+        let pad_h = |w: u32, h: u32| ((w as f32 / ratio).ceil() as u32).min(max_other(w)).max(h);
         match bucket {
             Bucket::Wide if r < ratio => w = pad_w(h, w),
             Bucket::Tall if r > ratio => h = pad_h(w, h),

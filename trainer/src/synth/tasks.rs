@@ -146,20 +146,23 @@ fn draw<'f, R: Rng>(
     let style = Style::random(rng);
     let margin = if style.border { rng.random_range(6..=9) } else { rng.random_range(3..=9) };
     let start = rng.random_range(14..=max_digit.max(14));
-    for &bucket in order {
-        let mut d = start;
-        loop {
-            let pen = Pen::with_digit_height(fonts, face, d as f32);
-            let layout = mk(&pen, bucket);
-            if let Some(bounds) = layout.bounds(fonts) {
-                if let Some(pl) = place(rng, bounds, bucket, margin) {
-                    return Some((render(rng, fonts, &layout, pl, &style), bucket));
+    // Sizes to try per bucket: from `start` down to 14 px; then, as a last resort, smaller.
+    let mut sizes: Vec<u32> = (14..=start).rev().step_by(2).collect();
+    if sizes.last() != Some(&14) {
+        sizes.push(14);
+    }
+    let passes: [&[u32]; 2] = [&sizes, &[12, 10]];
+    for pass in passes {
+        for &bucket in order {
+            for &d in pass {
+                let pen = Pen::with_digit_height(fonts, face, d as f32);
+                let layout = mk(&pen, bucket);
+                if let Some(bounds) = layout.bounds(fonts) {
+                    if let Some(pl) = place(rng, bounds, bucket, margin) {
+                        return Some((render(rng, fonts, &layout, pl, &style), bucket));
+                    }
                 }
             }
-            if d <= 14 {
-                break;
-            }
-            d = d.saturating_sub(2).max(14);
         }
     }
     None
