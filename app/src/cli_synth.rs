@@ -35,13 +35,20 @@ pub fn run(a: SynthArgs) -> Result<ExitCode> {
     if let Some(w) = fonts.warning() {
         eprintln!("warning: {w}");
     }
-    let cfg = SynthConfig { seed: a.seed, tasks, text_only_ratio: a.text_only_ratio, fonts };
+    let cfg = SynthConfig {
+        seed: a.seed,
+        tasks,
+        text_only_ratio: a.text_only_ratio,
+        fonts,
+    };
     cfg.validate()?;
     let bar = if std::io::stderr().is_terminal() {
         let b = indicatif::ProgressBar::new(a.count);
         b.set_style(
-            indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} records ({per_sec}, eta {eta})")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            indicatif::ProgressStyle::with_template(
+                "{bar:40} {pos}/{len} records ({per_sec}, eta {eta})",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
         );
         b
     } else {
@@ -49,7 +56,12 @@ pub fn run(a: SynthArgs) -> Result<ExitCode> {
     };
     let stats = write_dataset_with_progress(&cfg, &a.out, a.count, |done| bar.set_position(done))?;
     bar.finish_and_clear();
-    let fmt = |m: &std::collections::BTreeMap<String, u64>| m.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", ");
+    let fmt = |m: &std::collections::BTreeMap<String, u64>| {
+        m.iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     eprintln!(
         "wrote {} records ({} images, {} text-only) to {}; tasks: {}; buckets: {}; {} fonts",
         stats.records,

@@ -3,8 +3,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use trainer::synth::{
-    generate_sample, write_dataset, Bucket, Expr, FontSet, Op, Params, Sample, SynthConfig, TableQuery, Task,
-    TextOnly, MAX_AREA, MAX_PATCHES, MAX_SIDE, MIN_SIDE, WORDS,
+    generate_sample, write_dataset, Bucket, Expr, FontSet, Op, Params, Sample, SynthConfig,
+    TableQuery, Task, TextOnly, MAX_AREA, MAX_PATCHES, MAX_SIDE, MIN_SIDE, WORDS,
 };
 
 fn cfg(seed: u64, ratio: f64) -> SynthConfig {
@@ -20,10 +20,16 @@ fn samples(seed: u64, n: u64, ratio: f64) -> Vec<Sample> {
 
 fn files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
     let mut out = BTreeMap::new();
-    out.insert("data.jsonl".to_string(), std::fs::read(dir.join("data.jsonl")).unwrap());
+    out.insert(
+        "data.jsonl".to_string(),
+        std::fs::read(dir.join("data.jsonl")).unwrap(),
+    );
     for e in std::fs::read_dir(dir.join("images")).unwrap() {
         let e = e.unwrap();
-        out.insert(format!("images/{}", e.file_name().to_string_lossy()), std::fs::read(e.path()).unwrap());
+        out.insert(
+            format!("images/{}", e.file_name().to_string_lossy()),
+            std::fs::read(e.path()).unwrap(),
+        );
     }
     out
 }
@@ -47,7 +53,10 @@ fn different_seeds_differ() {
     write_dataset(&cfg(2, 0.0), b.path(), 10).unwrap();
     let (fa, fb) = (files(a.path()), files(b.path()));
     assert_ne!(fa["data.jsonl"], fb["data.jsonl"]);
-    let same_png = fa.iter().filter(|(k, v)| k.ends_with(".png") && fb.get(*k) == Some(v)).count();
+    let same_png = fa
+        .iter()
+        .filter(|(k, v)| k.ends_with(".png") && fb.get(*k) == Some(v))
+        .count();
     assert_eq!(same_png, 0);
 }
 
@@ -92,7 +101,11 @@ impl Parser {
         while let Some(c @ ('+' | '-')) = self.peek() {
             self.pos += 1;
             let r = self.term();
-            v = if c == '+' { reduce(v.0 * r.1 + r.0 * v.1, v.1 * r.1) } else { reduce(v.0 * r.1 - r.0 * v.1, v.1 * r.1) };
+            v = if c == '+' {
+                reduce(v.0 * r.1 + r.0 * v.1, v.1 * r.1)
+            } else {
+                reduce(v.0 * r.1 - r.0 * v.1, v.1 * r.1)
+            };
         }
         v
     }
@@ -101,7 +114,11 @@ impl Parser {
         while let Some(c @ ('*' | '/')) = self.peek() {
             self.pos += 1;
             let r = self.factor();
-            v = if c == '*' { reduce(v.0 * r.0, v.1 * r.1) } else { reduce(v.0 * r.1, v.1 * r.0) };
+            v = if c == '*' {
+                reduce(v.0 * r.0, v.1 * r.1)
+            } else {
+                reduce(v.0 * r.1, v.1 * r.0)
+            };
         }
         v
     }
@@ -176,12 +193,19 @@ fn answers_match_the_generation_parameters() {
                 assert!(text.split(' ').all(|w| words.contains(w)), "{text}");
                 text.clone()
             }
-            Params::Table { columns, rows, cells, query } => {
+            Params::Table {
+                columns,
+                rows,
+                cells,
+                query,
+            } => {
                 assert!((2..=3).contains(&columns.len()) && (2..=3).contains(&rows.len()));
                 assert!(cells.iter().flatten().all(|v| *v <= 99));
                 match *query {
                     TableQuery::Cell { row, col } => {
-                        assert!(s.question.contains(&columns[col]) && s.question.contains(&rows[row]));
+                        assert!(
+                            s.question.contains(&columns[col]) && s.question.contains(&rows[row])
+                        );
                         cells[row][col].to_string()
                     }
                     TableQuery::RowTotal { row } => {
@@ -198,15 +222,13 @@ fn answers_match_the_generation_parameters() {
             Params::TextOnly(t) => {
                 assert!(s.image.is_none() && !s.question.contains("<image>"));
                 match t {
-                    TextOnly::Arith { op, a, b } => {
-                        match op {
-                            Op::Add => a + b,
-                            Op::Sub => a - b,
-                            Op::Mul => a * b,
-                            Op::Div => a / b,
-                        }
-                        .to_string()
+                    TextOnly::Arith { op, a, b } => match op {
+                        Op::Add => a + b,
+                        Op::Sub => a - b,
+                        Op::Mul => a * b,
+                        Op::Div => a / b,
                     }
+                    .to_string(),
                     TextOnly::Reverse { word } => word.chars().rev().collect(),
                     TextOnly::Larger { a, b } => (*a).max(*b).to_string(),
                     TextOnly::Smaller { a, b } => (*a).min(*b).to_string(),
@@ -229,7 +251,10 @@ fn images_within_limits_and_buckets_consistent() {
             continue;
         };
         let (w, h) = img.dimensions();
-        assert!((MIN_SIDE..=MAX_SIDE).contains(&w) && (MIN_SIDE..=MAX_SIDE).contains(&h), "{w}x{h}");
+        assert!(
+            (MIN_SIDE..=MAX_SIDE).contains(&w) && (MIN_SIDE..=MAX_SIDE).contains(&h),
+            "{w}x{h}"
+        );
         assert!(w * h <= MAX_AREA, "{w}x{h}");
         assert!(w.div_ceil(16) * h.div_ceil(16) <= MAX_PATCHES, "{w}x{h}");
         let r = w as f64 / h as f64;
@@ -240,7 +265,10 @@ fn images_within_limits_and_buckets_consistent() {
         }
         assert_eq!(Bucket::classify(w, h), s.bucket.unwrap());
         // Readable contrast: the darkest and lightest pixels are far apart.
-        let lum: Vec<u32> = img.pixels().map(|p| (p.0[0] as u32 * 3 + p.0[1] as u32 * 6 + p.0[2] as u32) / 10).collect();
+        let lum: Vec<u32> = img
+            .pixels()
+            .map(|p| (p.0[0] as u32 * 3 + p.0[1] as u32 * 6 + p.0[2] as u32) / 10)
+            .collect();
         let (lo, hi) = (lum.iter().min().unwrap(), lum.iter().max().unwrap());
         assert!(hi - lo >= 100, "low contrast {lo}..{hi}");
     }
@@ -251,7 +279,9 @@ fn every_task_bucket_and_several_fonts_appear() {
     let mut seen: BTreeMap<Task, BTreeSet<Bucket>> = BTreeMap::new();
     let mut fonts = BTreeSet::new();
     for s in samples(9, 400, 0.0) {
-        seen.entry(s.task.unwrap()).or_default().insert(s.bucket.unwrap());
+        seen.entry(s.task.unwrap())
+            .or_default()
+            .insert(s.bucket.unwrap());
         fonts.insert(s.font.unwrap());
     }
     assert_eq!(seen.len(), 5, "{seen:?}");
@@ -260,7 +290,10 @@ fn every_task_bucket_and_several_fonts_appear() {
     }
     assert!(seen[&Task::Receipt].contains(&Bucket::Tall));
     assert!(fonts.len() >= 3, "{fonts:?}");
-    if Path::new(trainer::synth::DEFAULT_FONTS_DIR).join("DejaVuSans.ttf").exists() {
+    if Path::new(trainer::synth::DEFAULT_FONTS_DIR)
+        .join("DejaVuSans.ttf")
+        .exists()
+    {
         assert!(fonts.len() >= 5, "{fonts:?}");
         assert!(fonts.contains("DejaVuSans"));
     }
@@ -271,7 +304,10 @@ fn jsonl_is_llava_format() {
     let dir = tempfile::tempdir().unwrap();
     let stats = write_dataset(&cfg(4, 0.2), dir.path(), 50).unwrap();
     assert_eq!(stats.records, 50);
-    assert_eq!(stats.text_only, 10, "exactly floor(N * ratio) text-only records");
+    assert_eq!(
+        stats.text_only, 10,
+        "exactly floor(N * ratio) text-only records"
+    );
     let text = std::fs::read_to_string(dir.path().join("data.jsonl")).unwrap();
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 50);
@@ -312,7 +348,10 @@ fn bad_arguments_are_errors_not_panics() {
     let err = Task::parse_list("numbers,sudoku").unwrap_err().to_string();
     assert!(err.contains("sudoku"), "{err}");
     assert!(Task::parse_list(" , ").is_err());
-    assert_eq!(Task::parse_list("arith, text,arith").unwrap(), vec![Task::Arith, Task::Text]);
+    assert_eq!(
+        Task::parse_list("arith, text,arith").unwrap(),
+        vec![Task::Arith, Task::Text]
+    );
     let mut c = cfg(0, 1.5);
     assert!(generate_sample(&c, 0).is_err());
     c.text_only_ratio = f64::NAN;
@@ -324,7 +363,10 @@ fn bad_arguments_are_errors_not_panics() {
     let dir = tempfile::tempdir().unwrap();
     let stats = write_dataset(&cfg(0, 0.0), dir.path(), 0).unwrap();
     assert_eq!(stats.records, 0);
-    assert_eq!(std::fs::read(dir.path().join("data.jsonl")).unwrap().len(), 0);
+    assert_eq!(
+        std::fs::read(dir.path().join("data.jsonl")).unwrap().len(),
+        0
+    );
 }
 
 #[test]
@@ -332,7 +374,12 @@ fn builtin_fonts_alone_work() {
     let fonts = FontSet::load(Path::new("/nonexistent/fonts")).unwrap();
     assert!(fonts.warning().unwrap().contains("/nonexistent/fonts"));
     assert_eq!(fonts.names(), vec!["Ubuntu-Light", "Hack-Regular"]);
-    let c = SynthConfig { seed: 1, tasks: vec![Task::Arith], text_only_ratio: 0.0, fonts };
+    let c = SynthConfig {
+        seed: 1,
+        tasks: vec![Task::Arith],
+        text_only_ratio: 0.0,
+        fonts,
+    };
     let mut seen = BTreeSet::new();
     for i in 0..60 {
         let s = generate_sample(&c, i).unwrap();

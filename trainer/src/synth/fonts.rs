@@ -28,7 +28,10 @@ const SKIPPED: [&str; 3] = ["ExtraLight", "Thin", "Math"];
 
 fn face(name: &str, font: FontArc) -> Option<Face> {
     // Must have every ASCII printable glyph we draw and a measurable digit.
-    let needed = ('0'..='9').chain('a'..='z').chain('A'..='Z').chain("+-=?/(),:".chars());
+    let needed = ('0'..='9')
+        .chain('a'..='z')
+        .chain('A'..='Z')
+        .chain("+-=?/(),:".chars());
     for c in needed {
         if font.glyph_id(c).0 == 0 {
             return None;
@@ -41,7 +44,11 @@ fn face(name: &str, font: FontArc) -> Option<Face> {
     if !(h > 0.0 && total > 0.0) {
         return None;
     }
-    Some(Face { name: name.to_string(), font, digit_ratio: h / total })
+    Some(Face {
+        name: name.to_string(),
+        font,
+        digit_ratio: h / total,
+    })
 }
 
 impl FontSet {
@@ -58,7 +65,10 @@ impl FontSet {
                 }
             }
         }
-        FontSet { faces, warning: None }
+        FontSet {
+            faces,
+            warning: None,
+        }
     }
 
     /// Built-in faces plus the usable fonts in `dir`. A missing or font-less folder is not
@@ -66,7 +76,9 @@ impl FontSet {
     pub fn load(dir: &Path) -> Result<FontSet, SynthError> {
         let mut set = FontSet::builtin();
         if set.faces.is_empty() {
-            return Err(SynthError::Fonts("the built-in fonts failed to load".into()));
+            return Err(SynthError::Fonts(
+                "the built-in fonts failed to load".into(),
+            ));
         }
         let entries = match std::fs::read_dir(dir) {
             Ok(e) => e,
@@ -81,19 +93,29 @@ impl FontSet {
         let mut paths: Vec<_> = entries
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| {
-                let ext = p.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
+                let ext = p
+                    .extension()
+                    .and_then(|e| e.to_str())
+                    .unwrap_or("")
+                    .to_ascii_lowercase();
                 ext == "ttf" || ext == "otf"
             })
             .collect();
         paths.sort();
         let mut added = 0;
         for p in paths {
-            let Some(stem) = p.file_stem().and_then(|s| s.to_str()) else { continue };
+            let Some(stem) = p.file_stem().and_then(|s| s.to_str()) else {
+                continue;
+            };
             if SKIPPED.iter().any(|s| stem.contains(s)) {
                 continue;
             }
-            let Ok(bytes) = std::fs::read(&p) else { continue };
-            let Ok(font) = FontArc::try_from_vec(bytes) else { continue };
+            let Ok(bytes) = std::fs::read(&p) else {
+                continue;
+            };
+            let Ok(font) = FontArc::try_from_vec(bytes) else {
+                continue;
+            };
             if let Some(fc) = face(stem, font) {
                 set.faces.push(fc);
                 added += 1;

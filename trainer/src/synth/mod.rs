@@ -50,10 +50,13 @@ pub enum SynthError {
     Fonts(String),
     #[error("record {index}: could not lay out a {task} sample within the size limits")]
     Layout { index: u64, task: &'static str },
-    #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
-    #[error("{path}: {source}")]
-    Image { path: PathBuf, source: image::ImageError },
+    #[error("{path}: {err}")]
+    Io { path: PathBuf, err: std::io::Error },
+    #[error("{path}: {err}")]
+    Image {
+        path: PathBuf,
+        err: image::ImageError,
+    },
 }
 
 /// The image tasks.
@@ -67,7 +70,13 @@ pub enum Task {
 }
 
 impl Task {
-    pub const ALL: [Task; 5] = [Task::Numbers, Task::Arith, Task::Text, Task::Table, Task::Receipt];
+    pub const ALL: [Task; 5] = [
+        Task::Numbers,
+        Task::Arith,
+        Task::Text,
+        Task::Table,
+        Task::Receipt,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -155,7 +164,12 @@ impl SynthConfig {
     /// All tasks, no text-only records, fonts from `fonts_dir` (or the default folder).
     pub fn new(seed: u64, fonts_dir: Option<&Path>) -> Result<SynthConfig, SynthError> {
         let fonts = FontSet::load(fonts_dir.unwrap_or(Path::new(DEFAULT_FONTS_DIR)))?;
-        Ok(SynthConfig { seed, tasks: Task::ALL.to_vec(), text_only_ratio: 0.0, fonts })
+        Ok(SynthConfig {
+            seed,
+            tasks: Task::ALL.to_vec(),
+            text_only_ratio: 0.0,
+            fonts,
+        })
     }
 
     pub fn validate(&self) -> Result<(), SynthError> {
@@ -219,7 +233,10 @@ pub fn generate_sample(cfg: &SynthConfig, index: u64) -> Result<Sample, SynthErr
     }
     use rand::seq::IndexedRandom;
     let task = *cfg.tasks.choose(&mut rng).ok_or(SynthError::NoTasks)?;
-    tasks::image_sample(&mut rng, &cfg.fonts, task).ok_or(SynthError::Layout { index, task: task.name() })
+    tasks::image_sample(&mut rng, &cfg.fonts, task).ok_or(SynthError::Layout {
+        index,
+        task: task.name(),
+    })
 }
 
 /// Counts of what [`write_dataset`] wrote.
@@ -261,7 +278,16 @@ pub fn record_json(id: &str, sample: &Sample) -> String {
     let rec = Record {
         id,
         image: sample.image.as_ref().map(|_| format!("images/{id}.png")),
-        conversations: [Turn { from: "human", value: &human }, Turn { from: "gpt", value: &sample.answer }],
+        conversations: [
+            Turn {
+                from: "human",
+                value: &human,
+            },
+            Turn {
+                from: "gpt",
+                value: &sample.answer,
+            },
+        ],
         task: sample.task_name(),
         bucket: sample.bucket.map(Bucket::name),
         font: sample.font.as_deref(),
@@ -284,7 +310,7 @@ pub fn write_dataset_with_progress(
     cfg.validate()?;
     let io = |path: &Path| {
         let path = path.to_path_buf();
-        move |source| SynthError::Io { path, source }
+        move |err| SynthError::Io { path, err }
     };
     let images = out_dir.join("images");
     std::fs::create_dir_all(&images).map_err(io(&images))?;
@@ -302,7 +328,10 @@ pub fn write_dataset_with_progress(
         } else {
             stats.text_only += 1;
         }
-        *stats.by_task.entry(sample.task_name().to_string()).or_default() += 1;
+        *stats
+            .by_task
+            .entry(sample.task_name().to_string())
+            .or_default() += 1;
         if let Some(b) = sample.bucket {
             *stats.by_bucket.entry(b.name().to_string()).or_default() += 1;
         }
@@ -320,10 +349,24 @@ pub fn write_dataset_with_progress(
 
 fn write_png(img: &RgbImage, path: &Path) -> Result<(), SynthError> {
     use image::ImageEncoder;
-    let file = std::fs::File::create(path).map_err(|source| SynthError::Io { path: path.to_path_buf(), source })?;
+    let file = std::fs::File::create(path).map_err(|err| SynthError::Io {
+        path: path.to_path_buf(),
+        err,
+    })?;
     let mut w = std::io::BufWriter::new(file);
     image::codecs::png::PngEncoder::new(&mut w)
-        .write_image(img.as_raw(), img.width(), img.height(), image::ExtendedColorType::Rgb8)
-        .map_err(|source| SynthError::Image { path: path.to_path_buf(), source })?;
-    w.flush().map_err(|source| SynthError::Io { path: path.to_path_buf(), source })
+        .write_image(
+            img.as_raw(),
+            img.width(),
+            img.height(),
+            image::ExtendedColorType::Rgb8,
+        )
+        .map_err(|err| SynthError::Image {
+            path: path.to_path_buf(),
+            err,
+        })?;
+    w.flush().map_err(|err| SynthError::Io {
+        path: path.to_path_buf(),
+        err,
+    })
 }

@@ -19,7 +19,11 @@ impl<'a> Pen<'a> {
     /// A pen whose digits are `digit_px` pixels tall.
     pub fn with_digit_height(fonts: &'a FontSet, face: usize, digit_px: f32) -> Pen<'a> {
         let s = digit_px / fonts.face(face).digit_ratio;
-        Pen { fonts, face, scale: PxScale::from(s) }
+        Pen {
+            fonts,
+            face,
+            scale: PxScale::from(s),
+        }
     }
 
     fn scaled(&self) -> ab_glyph::PxScaleFont<&ab_glyph::FontArc> {
@@ -86,7 +90,12 @@ impl Layout {
     }
 
     pub fn rect(&mut self, x0: f32, y0: f32, x1: f32, y1: f32) {
-        self.rects.push((x0.round(), y0.round(), x1.round().max(x0.round() + 1.0), y1.round().max(y0.round() + 1.0)));
+        self.rects.push((
+            x0.round(),
+            y0.round(),
+            x1.round().max(x0.round() + 1.0),
+            y1.round().max(y0.round() + 1.0),
+        ));
     }
 
     /// Ink bounding box in whole pixels: (x0, y0, x1, y1), exclusive max.
@@ -101,7 +110,12 @@ impl Layout {
         for (fi, g) in &self.glyphs {
             if let Some(o) = fonts.face(*fi).font.outline_glyph(g.clone()) {
                 let r = o.px_bounds();
-                add(r.min.x.floor() as i32, r.min.y.floor() as i32, r.max.x.ceil() as i32, r.max.y.ceil() as i32);
+                add(
+                    r.min.x.floor() as i32,
+                    r.min.y.floor() as i32,
+                    r.max.x.ceil() as i32,
+                    r.max.y.ceil() as i32,
+                );
             }
         }
         for &(x0, y0, x1, y1) in &self.rects {
@@ -130,12 +144,19 @@ pub(crate) fn fits(w: u32, h: u32) -> bool {
 /// Largest other side that keeps an image with one side `side` within the limits.
 fn max_other(side: u32) -> u32 {
     let side = side.max(1);
-    MAX_SIDE.min(MAX_AREA / side).min(PATCH * (MAX_PATCHES / side.div_ceil(PATCH)))
+    MAX_SIDE
+        .min(MAX_AREA / side)
+        .min(PATCH * (MAX_PATCHES / side.div_ceil(PATCH)))
 }
 
 /// Sizes a canvas of aspect `bucket` around content `bounds` with random margins and offset,
 /// or None when it cannot fit the size limits.
-pub(crate) fn place<R: Rng>(rng: &mut R, bounds: (i32, i32, i32, i32), bucket: Bucket, min_margin: u32) -> Option<Placement> {
+pub(crate) fn place<R: Rng>(
+    rng: &mut R,
+    bounds: (i32, i32, i32, i32),
+    bucket: Bucket,
+    min_margin: u32,
+) -> Option<Placement> {
     let (x0, y0, x1, y1) = bounds;
     let cw = (x1 - x0).max(1) as u32;
     let ch = (y1 - y0).max(1) as u32;
@@ -166,7 +187,12 @@ pub(crate) fn place<R: Rng>(rng: &mut R, bounds: (i32, i32, i32, i32), bucket: B
     }
     let fx = rng.random_range(min_margin..=w - cw - min_margin);
     let fy = rng.random_range(min_margin..=h - ch - min_margin);
-    Some(Placement { w, h, dx: fx as i32 - x0, dy: fy as i32 - y0 })
+    Some(Placement {
+        w,
+        h,
+        dx: fx as i32 - x0,
+        dy: fy as i32 - y0,
+    })
 }
 
 /// Colours and degradations of one image.
@@ -190,7 +216,11 @@ impl Style {
         let mut fg = [0u8; 3];
         let tint = rng.random_range(0..3usize);
         for (i, c) in fg.iter_mut().enumerate() {
-            let extra = if i == tint && rng.random_bool(0.3) { rng.random_range(0..=90) } else { 0 };
+            let extra = if i == tint && rng.random_bool(0.3) {
+                rng.random_range(0..=90)
+            } else {
+                0
+            };
             *c = (ink + extra).clamp(0, 255) as u8;
         }
         if rng.random_bool(0.15) {
@@ -203,8 +233,16 @@ impl Style {
         Style {
             bg,
             fg,
-            noise: if rng.random_bool(0.6) { rng.random_range(1..=8) } else { 0 },
-            speckles: if rng.random_bool(0.5) { rng.random_range(0.0005..0.004) } else { 0.0 },
+            noise: if rng.random_bool(0.6) {
+                rng.random_range(1..=8)
+            } else {
+                0
+            },
+            speckles: if rng.random_bool(0.5) {
+                rng.random_range(0.0005..0.004)
+            } else {
+                0.0
+            },
             blur: rng.random_bool(0.2),
             border: rng.random_bool(0.15),
         }
@@ -213,17 +251,27 @@ impl Style {
 
 fn blend(p: &mut Rgb<u8>, c: [u8; 3], a: f32) {
     let a = a.clamp(0.0, 1.0);
-    for i in 0..3 {
-        p.0[i] = (p.0[i] as f32 * (1.0 - a) + c[i] as f32 * a).round() as u8;
+    for (v, c) in p.0.iter_mut().zip(c) {
+        *v = (*v as f32 * (1.0 - a) + c as f32 * a).round() as u8;
     }
 }
 
 /// Draws `layout` on a canvas at `pl` with `style`.
-pub(crate) fn render<R: Rng>(rng: &mut R, fonts: &FontSet, layout: &Layout, pl: Placement, style: &Style) -> RgbImage {
+pub(crate) fn render<R: Rng>(
+    rng: &mut R,
+    fonts: &FontSet,
+    layout: &Layout,
+    pl: Placement,
+    style: &Style,
+) -> RgbImage {
     let (w, h) = (pl.w, pl.h);
     let mut img = RgbImage::new(w, h);
     for p in img.pixels_mut() {
-        let n = if style.noise > 0 { rng.random_range(-style.noise..=style.noise) } else { 0 };
+        let n = if style.noise > 0 {
+            rng.random_range(-style.noise..=style.noise)
+        } else {
+            0
+        };
         p.0 = style.bg.map(|v| (v as i32 + n).clamp(0, 255) as u8);
     }
     if style.border {
@@ -281,12 +329,17 @@ fn blur121(src: &RgbImage) -> RgbImage {
         let mut out = RgbImage::new(w, h);
         for y in 0..h as i32 {
             for x in 0..w as i32 {
-                let at = |x: i32, y: i32| src.get_pixel(x.clamp(0, w as i32 - 1) as u32, y.clamp(0, h as i32 - 1) as u32).0;
+                let at = |x: i32, y: i32| {
+                    src.get_pixel(
+                        x.clamp(0, w as i32 - 1) as u32,
+                        y.clamp(0, h as i32 - 1) as u32,
+                    )
+                    .0
+                };
                 let (a, b, c) = (at(x - dx, y - dy), at(x, y), at(x + dx, y + dy));
-                let mut p = [0u8; 3];
-                for i in 0..3 {
-                    p[i] = ((a[i] as u32 + 2 * b[i] as u32 + c[i] as u32 + 2) / 4) as u8;
-                }
+                let p: [u8; 3] = std::array::from_fn(|i| {
+                    ((a[i] as u32 + 2 * b[i] as u32 + c[i] as u32 + 2) / 4) as u8
+                });
                 out.put_pixel(x as u32, y as u32, Rgb(p));
             }
         }

@@ -44,7 +44,13 @@ pub enum Expr {
     /// `a op b` (subtraction non-negative, division exact).
     Bin { op: Op, a: u32, b: u32 },
     /// `(a inner b) × c`, or `c × (a inner b)` when `c_first`.
-    Paren { inner: Op, a: u32, b: u32, c: u32, c_first: bool },
+    Paren {
+        inner: Op,
+        a: u32,
+        b: u32,
+        c: u32,
+        c_first: bool,
+    },
     /// `n1/den op n2/den` with op `+` or `−` (result ≥ 0).
     Frac { op: Op, n1: u32, n2: u32, den: u32 },
 }
@@ -102,13 +108,31 @@ pub enum TextOnly {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Params {
     /// `shown` is exactly what is drawn (maybe with thousands separators) and the answer.
-    Number { value: u32, shown: String },
+    Number {
+        value: u32,
+        shown: String,
+    },
     /// `shown` is the expression as one line, with the math glyphs drawn (stacked layouts
     /// draw the same tokens on several lines).
-    Arith { expr: Expr, shown: String },
-    Text { text: String },
-    Table { columns: Vec<String>, rows: Vec<String>, cells: Vec<Vec<u32>>, query: TableQuery },
-    Receipt { title: Option<String>, items: Vec<(String, u32)>, total_label: String, total: u32 },
+    Arith {
+        expr: Expr,
+        shown: String,
+    },
+    Text {
+        text: String,
+    },
+    Table {
+        columns: Vec<String>,
+        rows: Vec<String>,
+        cells: Vec<Vec<u32>>,
+        query: TableQuery,
+    },
+    Receipt {
+        title: Option<String>,
+        items: Vec<(String, u32)>,
+        total_label: String,
+        total: u32,
+    },
     TextOnly(TextOnly),
 }
 
@@ -144,7 +168,11 @@ fn draw<'f, R: Rng>(
     mk: &dyn Fn(&Pen<'f>, Bucket) -> Layout,
 ) -> Option<(RgbImage, Bucket)> {
     let style = Style::random(rng);
-    let margin = if style.border { rng.random_range(6..=9) } else { rng.random_range(3..=9) };
+    let margin = if style.border {
+        rng.random_range(6..=9)
+    } else {
+        rng.random_range(3..=9)
+    };
     let start = rng.random_range(14..=max_digit.max(14));
     // Sizes to try per bucket: from `start` down to 14 px; then, as a last resort, smaller.
     let mut sizes: Vec<u32> = (14..=start).rev().step_by(2).collect();
@@ -178,7 +206,7 @@ fn group_thousands(v: u32) -> String {
     let s = v.to_string();
     let mut out = String::new();
     for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -192,21 +220,63 @@ pub(crate) fn image_sample<R: Rng>(rng: &mut R, fonts: &FontSet, task: Task) -> 
     let (params, question, answer, drawn) = match task {
         Task::Numbers => {
             let digits = rng.random_range(1..=6u32);
-            let value = if digits == 1 { rng.random_range(0..=9) } else { rng.random_range(10u32.pow(digits - 1)..10u32.pow(digits)) };
-            let shown = if value >= 1000 && rng.random_bool(0.4) { group_thousands(value) } else { value.to_string() };
-            let q = pick(rng, &["What number is shown?", "Read the number.", "What number is in the image?", "Which number is written here?", "What is the number?"]);
+            let value = if digits == 1 {
+                rng.random_range(0..=9)
+            } else {
+                rng.random_range(10u32.pow(digits - 1)..10u32.pow(digits))
+            };
+            let shown = if value >= 1000 && rng.random_bool(0.4) {
+                group_thousands(value)
+            } else {
+                value.to_string()
+            };
+            let q = pick(
+                rng,
+                &[
+                    "What number is shown?",
+                    "Read the number.",
+                    "What number is in the image?",
+                    "Which number is written here?",
+                    "What is the number?",
+                ],
+            );
             let order = buckets(rng, [45, 35, 20]);
             let s = shown.clone();
-            let drawn = draw(rng, fonts, face, &order, 30, &move |pen, _| one_line(pen, &s));
-            (Params::Number { value, shown: shown.clone() }, q, shown, drawn)
+            let drawn = draw(rng, fonts, face, &order, 30, &move |pen, _| {
+                one_line(pen, &s)
+            });
+            (
+                Params::Number {
+                    value,
+                    shown: shown.clone(),
+                },
+                q,
+                shown,
+                drawn,
+            )
         }
         Task::Text => {
             let n = if rng.random_bool(0.6) { 1 } else { 2 };
-            let text = WORDS.choose_multiple(rng, n).copied().collect::<Vec<_>>().join(" ");
-            let q = pick(rng, &["What does the text say?", "Read the text.", "What is written in the image?", "Transcribe the text.", "What text is shown?"]);
+            let text = WORDS
+                .choose_multiple(rng, n)
+                .copied()
+                .collect::<Vec<_>>()
+                .join(" ");
+            let q = pick(
+                rng,
+                &[
+                    "What does the text say?",
+                    "Read the text.",
+                    "What is written in the image?",
+                    "Transcribe the text.",
+                    "What text is shown?",
+                ],
+            );
             let order = buckets(rng, [45, 35, 20]);
             let s = text.clone();
-            let drawn = draw(rng, fonts, face, &order, 30, &move |pen, _| one_line(pen, &s));
+            let drawn = draw(rng, fonts, face, &order, 30, &move |pen, _| {
+                one_line(pen, &s)
+            });
             (Params::Text { text: text.clone() }, q, text, drawn)
         }
         Task::Arith => arith(rng, fonts, face),
@@ -228,30 +298,76 @@ pub(crate) fn image_sample<R: Rng>(rng: &mut R, fonts: &FontSet, task: Task) -> 
 type Built = (Params, String, String, Option<(RgbImage, Bucket)>);
 
 fn arith<R: Rng>(rng: &mut R, fonts: &FontSet, face: usize) -> Built {
-    let operand = |rng: &mut R| if rng.random_bool(0.9) { rng.random_range(0..=99) } else { rng.random_range(100..=999) };
+    let operand = |rng: &mut R| {
+        if rng.random_bool(0.9) {
+            rng.random_range(0..=99)
+        } else {
+            rng.random_range(100..=999)
+        }
+    };
     let kind = rng.random_range(0..100u32);
     let expr = if kind < 25 {
-        Expr::Bin { op: Op::Add, a: operand(rng), b: operand(rng) }
+        Expr::Bin {
+            op: Op::Add,
+            a: operand(rng),
+            b: operand(rng),
+        }
     } else if kind < 45 {
         let (x, y) = (operand(rng), operand(rng));
-        Expr::Bin { op: Op::Sub, a: x.max(y), b: x.min(y) }
+        Expr::Bin {
+            op: Op::Sub,
+            a: x.max(y),
+            b: x.min(y),
+        }
     } else if kind < 65 {
-        Expr::Bin { op: Op::Mul, a: rng.random_range(0..=12), b: rng.random_range(0..=12) }
+        Expr::Bin {
+            op: Op::Mul,
+            a: rng.random_range(0..=12),
+            b: rng.random_range(0..=12),
+        }
     } else if kind < 77 {
         let b = rng.random_range(1..=12);
-        Expr::Bin { op: Op::Div, a: b * rng.random_range(0..=12), b }
+        Expr::Bin {
+            op: Op::Div,
+            a: b * rng.random_range(0..=12),
+            b,
+        }
     } else if kind < 87 {
-        let inner = if rng.random_bool(0.6) { Op::Sub } else { Op::Add };
+        let inner = if rng.random_bool(0.6) {
+            Op::Sub
+        } else {
+            Op::Add
+        };
         let (x, y) = (rng.random_range(0..=20), rng.random_range(0..=20));
-        let (a, b) = if inner == Op::Sub { (x.max(y), x.min(y)) } else { (x, y) };
-        Expr::Paren { inner, a, b, c: rng.random_range(1..=9), c_first: rng.random_bool(0.3) }
+        let (a, b) = if inner == Op::Sub {
+            (x.max(y), x.min(y))
+        } else {
+            (x, y)
+        };
+        Expr::Paren {
+            inner,
+            a,
+            b,
+            c: rng.random_range(1..=9),
+            c_first: rng.random_bool(0.3),
+        }
     } else {
         let den = rng.random_range(2..=12);
         let (n1, n2) = (rng.random_range(1..den), rng.random_range(1..den));
         if rng.random_bool(0.6) {
-            Expr::Frac { op: Op::Add, n1, n2, den }
+            Expr::Frac {
+                op: Op::Add,
+                n1,
+                n2,
+                den,
+            }
         } else {
-            Expr::Frac { op: Op::Sub, n1: n1.max(n2), n2: n1.min(n2), den }
+            Expr::Frac {
+                op: Op::Sub,
+                n1: n1.max(n2),
+                n2: n1.min(n2),
+                den,
+            }
         }
     };
     let sp = if rng.random_bool(0.85) { " " } else { "" };
@@ -262,7 +378,13 @@ fn arith<R: Rng>(rng: &mut R, fonts: &FontSet, face: usize) -> Built {
     };
     let core = match &expr {
         Expr::Bin { op, a, b } => format!("{a}{sp}{}{sp}{b}", op.glyph()),
-        Expr::Paren { inner, a, b, c, c_first } => {
+        Expr::Paren {
+            inner,
+            a,
+            b,
+            c,
+            c_first,
+        } => {
             let p = format!("({a}{sp}{}{sp}{b})", inner.glyph());
             let m = Op::Mul.glyph();
             if *c_first {
@@ -274,10 +396,25 @@ fn arith<R: Rng>(rng: &mut R, fonts: &FontSet, face: usize) -> Built {
         Expr::Frac { op, n1, n2, den } => format!("{n1}/{den}{sp}{}{sp}{n2}/{den}", op.glyph()),
     };
     let shown = format!("{core}{suffix}");
-    let q = pick(rng, &["What is the result?", "Compute this.", "Solve it.", "What does this equal?", "Calculate the answer."]);
+    let q = pick(
+        rng,
+        &[
+            "What is the result?",
+            "Compute this.",
+            "Solve it.",
+            "What does this equal?",
+            "Calculate the answer.",
+        ],
+    );
     let order = buckets(rng, [40, 35, 25]);
     // Stacked column layout for a op b (tall/square), stacked fractions sometimes.
-    let stack_bin = matches!(expr, Expr::Bin { op: Op::Add | Op::Sub | Op::Mul, .. }) && rng.random_bool(0.8);
+    let stack_bin = matches!(
+        expr,
+        Expr::Bin {
+            op: Op::Add | Op::Sub | Op::Mul,
+            ..
+        }
+    ) && rng.random_bool(0.8);
     let stack_frac = matches!(expr, Expr::Frac { .. }) && rng.random_bool(0.6);
     let question_mark = rng.random_bool(0.4);
     let rule_px = rng.random_range(1..=2) as f32;
@@ -285,7 +422,9 @@ fn arith<R: Rng>(rng: &mut R, fonts: &FontSet, face: usize) -> Built {
     let line = shown.clone();
     let mk = move |pen: &Pen, bucket: Bucket| -> Layout {
         match (&e, bucket) {
-            (Expr::Bin { op, a, b }, Bucket::Tall | Bucket::Square) if stack_bin => stacked(pen, *op, *a, *b, question_mark, rule_px),
+            (Expr::Bin { op, a, b }, Bucket::Tall | Bucket::Square) if stack_bin => {
+                stacked(pen, *op, *a, *b, question_mark, rule_px)
+            }
             (Expr::Frac { op, n1, n2, den }, Bucket::Tall | Bucket::Square) if stack_frac => {
                 stacked_fracs(pen, *op, *n1, *n2, *den, &suffix, rule_px)
             }
@@ -306,7 +445,12 @@ fn arith<R: Rng>(rng: &mut R, fonts: &FontSet, face: usize) -> Built {
 fn stacked(pen: &Pen, op: Op, a: u32, b: u32, question: bool, rule: f32) -> Layout {
     let mut l = Layout::default();
     let (sa, sb, so) = (a.to_string(), b.to_string(), op.glyph().to_string());
-    let (wa, wb, wo, gap) = (pen.width(&sa), pen.width(&sb), pen.width(&so), pen.width(" "));
+    let (wa, wb, wo, gap) = (
+        pen.width(&sa),
+        pen.width(&sb),
+        pen.width(&so),
+        pen.width(" "),
+    );
     let w = wa.max(wo + gap + wb);
     let dh = pen.digit_height();
     let pitch = dh * 1.5;
@@ -361,7 +505,9 @@ fn table<R: Rng>(rng: &mut R, fonts: &FontSet, face: usize) -> Built {
     let r0 = rng.random_range(0..=rowset.len() - nr);
     let columns: Vec<String> = colset[c0..c0 + nc].iter().map(|s| s.to_string()).collect();
     let rows: Vec<String> = rowset[r0..r0 + nr].iter().map(|s| s.to_string()).collect();
-    let cells: Vec<Vec<u32>> = (0..nr).map(|_| (0..nc).map(|_| rng.random_range(0..=99)).collect()).collect();
+    let cells: Vec<Vec<u32>> = (0..nr)
+        .map(|_| (0..nc).map(|_| rng.random_range(0..=99)).collect())
+        .collect();
     let row = rng.random_range(0..nr);
     let (query, q, answer) = if rng.random_bool(0.65) {
         let col = rng.random_range(0..nc);
@@ -373,7 +519,11 @@ fn table<R: Rng>(rng: &mut R, fonts: &FontSet, face: usize) -> Built {
             3 => format!("Find the {cn} for {rn}."),
             _ => format!("What is {rn}'s {cn}?"),
         };
-        (TableQuery::Cell { row, col }, q, cells[row][col].to_string())
+        (
+            TableQuery::Cell { row, col },
+            q,
+            cells[row][col].to_string(),
+        )
     } else {
         let rn = &rows[row];
         let q = match rng.random_range(0..4) {
@@ -382,7 +532,11 @@ fn table<R: Rng>(rng: &mut R, fonts: &FontSet, face: usize) -> Built {
             2 => format!("Add up the numbers in row {rn}."),
             _ => format!("What do the values in row {rn} add up to?"),
         };
-        (TableQuery::RowTotal { row }, q, cells[row].iter().sum::<u32>().to_string())
+        (
+            TableQuery::RowTotal { row },
+            q,
+            cells[row].iter().sum::<u32>().to_string(),
+        )
     };
     let corner = pick(rng, &["", "", "Item", "Name"]);
     let full_grid = rng.random_bool(0.75);
@@ -396,12 +550,20 @@ fn table<R: Rng>(rng: &mut R, fonts: &FontSet, face: usize) -> Built {
         let dh = pen.digit_height();
         let desc = pen.line_height() - pen.ascent();
         let (padx, pady) = (dh * padx_f, dh * pady_f);
-        let mut grid: Vec<Vec<String>> = vec![std::iter::once(corner.clone()).chain(cols2.iter().cloned()).collect()];
+        let mut grid: Vec<Vec<String>> = vec![std::iter::once(corner.clone())
+            .chain(cols2.iter().cloned())
+            .collect()];
         for (r, name) in rows2.iter().enumerate() {
-            grid.push(std::iter::once(name.clone()).chain(cells2[r].iter().map(|v| v.to_string())).collect());
+            grid.push(
+                std::iter::once(name.clone())
+                    .chain(cells2[r].iter().map(|v| v.to_string()))
+                    .collect(),
+            );
         }
         let ncol = grid[0].len();
-        let widths: Vec<f32> = (0..ncol).map(|c| grid.iter().map(|r| pen.width(&r[c])).fold(0.0, f32::max) + 2.0 * padx).collect();
+        let widths: Vec<f32> = (0..ncol)
+            .map(|c| grid.iter().map(|r| pen.width(&r[c])).fold(0.0, f32::max) + 2.0 * padx)
+            .collect();
         let row_h = pady + dh + desc + pady * 0.6;
         let total_w: f32 = widths.iter().sum();
         let total_h = row_h * grid.len() as f32;
@@ -427,11 +589,10 @@ fn table<R: Rng>(rng: &mut R, fonts: &FontSet, face: usize) -> Built {
                 l.rect(0.0, y, total_w + rule, y + rule);
             }
             let mut x = 0.0;
-            for c in 0..=ncol {
+            l.rect(x, 0.0, x + rule, total_h + rule);
+            for cw in &widths {
+                x += cw;
                 l.rect(x, 0.0, x + rule, total_h + rule);
-                if c < ncol {
-                    x += widths[c];
-                }
             }
         } else {
             for y in [0.0, row_h, total_h] {
@@ -442,7 +603,17 @@ fn table<R: Rng>(rng: &mut R, fonts: &FontSet, face: usize) -> Built {
     };
     let order = buckets(rng, [30, 55, 15]);
     let drawn = draw(rng, fonts, face, &order, 22, &mk);
-    (Params::Table { columns, rows, cells, query }, q, answer, drawn)
+    (
+        Params::Table {
+            columns,
+            rows,
+            cells,
+            query,
+        },
+        q,
+        answer,
+        drawn,
+    )
 }
 
 fn receipt<R: Rng>(rng: &mut R, fonts: &FontSet, face: usize) -> Built {
@@ -451,12 +622,34 @@ fn receipt<R: Rng>(rng: &mut R, fonts: &FontSet, face: usize) -> Built {
     names.shuffle(rng);
     let items: Vec<(String, u32)> = names
         .iter()
-        .map(|s| (s.to_string(), if rng.random_bool(0.8) { rng.random_range(1..=20) } else { rng.random_range(21..=99) }))
+        .map(|s| {
+            (
+                s.to_string(),
+                if rng.random_bool(0.8) {
+                    rng.random_range(1..=20)
+                } else {
+                    rng.random_range(21..=99)
+                },
+            )
+        })
         .collect();
     let total: u32 = items.iter().map(|i| i.1).sum();
     let title = rng.random_bool(0.5).then(|| pick(rng, SHOPS));
-    let total_label = if rng.random_bool(0.8) { "TOTAL".to_string() } else { "Total".to_string() };
-    let q = pick(rng, &["What is the total?", "How much is the total?", "What is the total on the receipt?", "What is the receipt total?", "How much is it in total?"]);
+    let total_label = if rng.random_bool(0.8) {
+        "TOTAL".to_string()
+    } else {
+        "Total".to_string()
+    };
+    let q = pick(
+        rng,
+        &[
+            "What is the total?",
+            "How much is the total?",
+            "What is the total on the receipt?",
+            "What is the receipt total?",
+            "How much is it in total?",
+        ],
+    );
     let dashes = rng.random_bool(0.5);
     let rule = rng.random_range(1..=2) as f32;
     let gap_chars = rng.random_range(1.0..3.0f32);
@@ -502,9 +695,23 @@ fn receipt<R: Rng>(rng: &mut R, fonts: &FontSet, face: usize) -> Built {
         l
     };
     let order = buckets(rng, [0, 35, 65]);
-    let order: Vec<Bucket> = order.into_iter().filter(|b| *b != Bucket::Wide).chain([Bucket::Wide]).collect();
+    let order: Vec<Bucket> = order
+        .into_iter()
+        .filter(|b| *b != Bucket::Wide)
+        .chain([Bucket::Wide])
+        .collect();
     let drawn = draw(rng, fonts, face, &order, 22, &mk);
-    (Params::Receipt { title, items, total_label, total }, q, total.to_string(), drawn)
+    (
+        Params::Receipt {
+            title,
+            items,
+            total_label,
+            total,
+        },
+        q,
+        total.to_string(),
+        drawn,
+    )
 }
 
 /// A text-only record (no image).
@@ -525,10 +732,30 @@ pub(crate) fn text_only<R: Rng>(rng: &mut R) -> Sample {
             }
         };
         let forms: [String; 4] = match op {
-            Op::Add => [format!("What is {a} + {b}?"), format!("What is {a} plus {b}?"), format!("Compute {a} + {b}."), format!("Add {a} and {b}.")],
-            Op::Sub => [format!("What is {a} - {b}?"), format!("What is {a} minus {b}?"), format!("Compute {a} - {b}."), format!("Subtract {b} from {a}.")],
-            Op::Mul => [format!("What is {a} * {b}?"), format!("What is {a} times {b}?"), format!("Multiply {a} by {b}."), format!("Compute {a} x {b}.")],
-            Op::Div => [format!("What is {a} / {b}?"), format!("What is {a} divided by {b}?"), format!("Divide {a} by {b}."), format!("Compute {a} / {b}.")],
+            Op::Add => [
+                format!("What is {a} + {b}?"),
+                format!("What is {a} plus {b}?"),
+                format!("Compute {a} + {b}."),
+                format!("Add {a} and {b}."),
+            ],
+            Op::Sub => [
+                format!("What is {a} - {b}?"),
+                format!("What is {a} minus {b}?"),
+                format!("Compute {a} - {b}."),
+                format!("Subtract {b} from {a}."),
+            ],
+            Op::Mul => [
+                format!("What is {a} * {b}?"),
+                format!("What is {a} times {b}?"),
+                format!("Multiply {a} by {b}."),
+                format!("Compute {a} x {b}."),
+            ],
+            Op::Div => [
+                format!("What is {a} / {b}?"),
+                format!("What is {a} divided by {b}?"),
+                format!("Divide {a} by {b}."),
+                format!("Compute {a} / {b}."),
+            ],
         };
         let q = forms.choose(rng).cloned().unwrap_or_default();
         (TextOnly::Arith { op, a, b }, q, op.apply(a, b).to_string())
@@ -545,7 +772,12 @@ pub(crate) fn text_only<R: Rng>(rng: &mut R) -> Sample {
     } else if kind < 75 {
         let a = rng.random_range(0..=999u32);
         let mut b = if a >= 10 && rng.random_bool(0.3) {
-            a.to_string().chars().rev().collect::<String>().parse().unwrap_or(a + 1)
+            a.to_string()
+                .chars()
+                .rev()
+                .collect::<String>()
+                .parse()
+                .unwrap_or(a + 1)
         } else {
             rng.random_range(0..=999)
         };
@@ -593,5 +825,13 @@ pub(crate) fn text_only<R: Rng>(rng: &mut R) -> Sample {
         let a = w.len().to_string();
         (TextOnly::Letters { word: w }, q, a)
     };
-    Sample { image: None, question: q, answer: a, task: None, bucket: None, font: None, params: Params::TextOnly(p) }
+    Sample {
+        image: None,
+        question: q,
+        answer: a,
+        task: None,
+        bucket: None,
+        font: None,
+        params: Params::TextOnly(p),
+    }
 }
