@@ -6,6 +6,7 @@ mod cli_check;
 mod cli_inspect;
 mod cli_quantize;
 mod cli_train;
+mod cli_synth;
 mod default_model;
 mod serve;
 
@@ -41,6 +42,8 @@ enum Command {
     Train(Box<cli_train::TrainArgs>),
     /// Fold a PEFT LoRA adapter into a base HF folder.
     MergeLora(cli_train::MergeArgs),
+    /// Write a seeded synthetic training set: images/NNNNNN.png + data.jsonl (LLaVA format).
+    Synth(cli_synth::SynthArgs),
     /// OpenAI-compatible local server: /v1/chat/completions (with images), /v1/models, /health.
     Serve(serve::ServeArgs),
 }
@@ -54,6 +57,7 @@ fn main() -> ExitCode {
         Command::Inspect(a) => cli_inspect::run(a),
         Command::Bench(a) => cli_bench::run(a),
         Command::Quantize(a) => cli_quantize::run(a),
+        Command::Synth(a) => cli_synth::run(a),
         Command::Serve(a) => serve::serve(a),
         Command::Train(a) => cli_train::run(*a),
         Command::MergeLora(a) => cli_train::merge(a),

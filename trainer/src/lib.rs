@@ -11,6 +11,7 @@ pub mod metrics;
 pub mod optim;
 pub mod params;
 pub mod stream;
+pub mod synth;
 pub mod train;
 
 pub use error::{Result, TrainError};
