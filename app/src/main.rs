@@ -5,8 +5,8 @@ mod cli_bench;
 mod cli_check;
 mod cli_inspect;
 mod cli_quantize;
-mod cli_train;
 mod cli_synth;
+mod cli_train;
 mod default_model;
 mod serve;
 
