@@ -134,6 +134,11 @@ fn config_of(a: &TrainArgs) -> Result<TrainConfig> {
 
 pub fn run(a: TrainArgs) -> Result<ExitCode> {
     let cfg = config_of(&a)?;
+    // The trainer runs one sample per core; candle's own kernel threads on top of that only
+    // contend (measured: 1.45 s/step with both, 0.74 s/step with whole samples per core).
+    if std::env::var_os("RAYON_NUM_THREADS").is_none() {
+        std::env::set_var("RAYON_NUM_THREADS", "1");
+    }
     if let Some(methods) = &a.compare {
         let sums = trainer::compare::compare(&cfg, methods).context("comparison")?;
         for s in &sums {

@@ -24,6 +24,8 @@ pub enum TrainError {
     Config(String),
     #[error("plot: {0}")]
     Plot(String),
+    #[error("stopped after step {step} as asked (resume to continue)")]
+    Interrupted { step: usize },
 }
 
 pub type Result<T> = std::result::Result<T, TrainError>;

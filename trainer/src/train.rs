@@ -94,8 +94,12 @@ pub struct TrainConfig {
     pub init_std: Option<f64>,
     pub out: PathBuf,
     pub resume: bool,
+    /// Stop after this step as if interrupted (the checkpoint stays; `resume` continues).
+    pub stop_after: Option<usize>,
     /// Show a progress bar (when stderr is a terminal).
     pub progress: bool,
+    /// Rewrite `metrics.csv` every this many steps (0: only at checkpoints).
+    pub metrics_every: usize,
 }
 
 impl Default for TrainConfig {
@@ -132,7 +136,9 @@ impl Default for TrainConfig {
             init_std: None,
             out: PathBuf::from("runs/train"),
             resume: false,
+            stop_after: None,
             progress: true,
+            metrics_every: 10,
         }
     }
 }
@@ -382,6 +388,74 @@ fn set_vars(vars: &BTreeMap<String, Var>, values: &BTreeMap<String, Tensor>) -> 
     Ok(())
 }
 
+/// Summed loss and unscaled gradients of some samples.
+struct Shard {
+    loss_nats: f64,
+    tokens: usize,
+    grads: Vec<(String, Tensor)>,
+}
+
+fn shard_loss(model: &Model, recs: &[Record], vars: &BTreeMap<String, Var>) -> Result<Shard> {
+    let mut total: Option<Tensor> = None;
+    let mut tokens = 0;
+    for rec in recs {
+        let img = rec.image.as_deref().map(load_image).transpose()?;
+        let enc = encode(model, rec, img.as_ref())?;
+        let (l, n) = loss_sum(model, &enc)?;
+        tokens += n;
+        total = Some(match total {
+            Some(t) => (t + l)?,
+            None => l,
+        });
+    }
+    let Some(total) = total else {
+        return Ok(Shard {
+            loss_nats: 0.0,
+            tokens: 0,
+            grads: Vec::new(),
+        });
+    };
+    let g = total.backward()?;
+    let mut grads = Vec::new();
+    for (name, var) in vars {
+        if let Some(gv) = g.get(var) {
+            grads.push((name.clone(), gv.to_dtype(DType::F32)?));
+        }
+    }
+    Ok(Shard {
+        loss_nats: total.to_scalar::<f32>()? as f64,
+        tokens,
+        grads,
+    })
+}
+
+/// Splits `recs` into `threads` contiguous shards and differentiates each on its own thread.
+/// Shards come back in order, so the summed gradients do not depend on scheduling.
+fn shard_gradients(
+    model: &Model,
+    recs: &[Record],
+    vars: &BTreeMap<String, Var>,
+    threads: usize,
+) -> Result<Vec<Shard>> {
+    if threads <= 1 || recs.len() <= 1 {
+        return Ok(vec![shard_loss(model, recs, vars)?]);
+    }
+    let per = recs.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = recs
+            .chunks(per)
+            .map(|chunk| scope.spawn(move || shard_loss(model, chunk, vars)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .map_err(|_| TrainError::Config("a training thread panicked".into()))?
+            })
+            .collect()
+    })
+}
+
 /// Runs one training job to the end; writes everything under `cfg.out`.
 pub fn train(cfg: &TrainConfig) -> Result<Summary> {
     cfg.validate()?;
@@ -510,7 +584,7 @@ pub fn train(cfg: &TrainConfig) -> Result<Summary> {
         opt = AdamW::load(adam, &ckpt.dir.join("optimizer.safetensors"), &device)?;
         if metrics_path.exists() {
             rows = read_csv(&metrics_path)?;
-            rows.retain(|r| r.step < start_step);
+            rows.retain(|r| r.step <= start_step);
         }
         stream.skip(start_step * cfg.batch * cfg.grad_accum);
     }
@@ -529,6 +603,12 @@ pub fn train(cfg: &TrainConfig) -> Result<Summary> {
     );
     bar.set_position(start_step as u64);
 
+    // Samples of a batch run on separate threads: candle's kernels barely use a second core for
+    // matrices this small, whole samples do.
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(cfg.batch)
+        .max(1);
     let mut last_eval: Option<EvalResult> = None;
     let mut step_times = Vec::new();
     for step in start_step..cfg.steps {
@@ -545,35 +625,23 @@ pub fn train(cfg: &TrainConfig) -> Result<Summary> {
         let mut grads: BTreeMap<String, Tensor> = BTreeMap::new();
         let (mut loss_nats, mut tokens) = (0f64, 0usize);
         for _ in 0..cfg.grad_accum {
-            let mut micro: Option<Tensor> = None;
-            let mut n_micro = 0usize;
-            for _ in 0..cfg.batch {
-                let rec = stream.next_record();
-                let img = rec.image.as_deref().map(load_image).transpose()?;
-                let enc = encode(&model, &rec, img.as_ref())?;
-                let (l, n) = loss_sum(&model, &enc)?;
-                n_micro += n;
-                micro = Some(match micro {
-                    Some(m) => (m + l)?,
-                    None => l,
-                });
-            }
-            let Some(micro) = micro else { continue };
-            loss_nats += micro.to_scalar::<f32>()? as f64;
-            tokens += n_micro;
+            let recs: Vec<Record> = (0..cfg.batch).map(|_| stream.next_record()).collect();
+            let shards = shard_gradients(&model, &recs, &vars, threads)?;
+            let n_micro: usize = shards.iter().map(|s| s.tokens).sum();
             // Mean over the micro-batch's answer tokens, averaged over accumulation steps.
-            let scaled = (micro / (n_micro.max(1) * cfg.grad_accum) as f64)?;
-            let g = scaled.backward()?;
-            for (name, var) in &vars {
-                if let Some(gv) = g.get(var) {
-                    let gv = gv.to_dtype(DType::F32)?;
-                    let sum = match grads.remove(name) {
-                        Some(acc) => (acc + gv)?,
-                        None => gv,
+            let scale = 1.0 / (n_micro.max(1) * cfg.grad_accum) as f64;
+            for shard in shards {
+                loss_nats += shard.loss_nats;
+                for (name, g) in shard.grads {
+                    let g = (g * scale)?;
+                    let sum = match grads.remove(&name) {
+                        Some(acc) => (acc + g)?,
+                        None => g,
                     };
-                    grads.insert(name.clone(), sum);
+                    grads.insert(name, sum);
                 }
             }
+            tokens += n_micro;
         }
         let grad_norm = clip_global_norm(&mut grads, cfg.clip)?;
         opt.step(&vars, &grads, lr)?;
@@ -621,9 +689,19 @@ pub fn train(cfg: &TrainConfig) -> Result<Summary> {
             1.0 / step_seconds.max(1e-9)
         ));
         bar.inc(1);
-        if done || (cfg.checkpoint_every > 0 && (step + 1) % cfg.checkpoint_every == 0) {
+        let interrupted = cfg.stop_after == Some(step + 1);
+        if done
+            || interrupted
+            || (cfg.checkpoint_every > 0 && (step + 1) % cfg.checkpoint_every == 0)
+        {
             ckpt.save(step + 1, &opt)?;
             write_csv(&metrics_path, &rows)?;
+        } else if cfg.metrics_every > 0 && (step + 1) % cfg.metrics_every == 0 {
+            write_csv(&metrics_path, &rows)?;
+        }
+        if interrupted {
+            bar.finish_and_clear();
+            return Err(TrainError::Interrupted { step: step + 1 });
         }
     }
     bar.finish_and_clear();
