@@ -192,3 +192,47 @@ pub fn merge(a: MergeArgs) -> Result<ExitCode> {
     println!("merged {n} adapted weights → {}", a.out.display());
     Ok(ExitCode::SUCCESS)
 }
+
+#[derive(Args)]
+pub struct EvalArgs {
+    #[command(flatten)]
+    pub model: crate::cli_ask::ModelArgs,
+    /// Held-out conversations (LLaVA-style JSONL; `task`/`bucket` fields give per-group figures).
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Evaluate only the first N records.
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// Longest answer generated.
+    #[arg(long, default_value_t = 32)]
+    pub max_tokens: usize,
+    /// Tags to break the figures down by.
+    #[arg(long, value_delimiter = ',', default_value = "task,bucket")]
+    pub by: Vec<String>,
+    /// Print one JSON object instead of Markdown.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `monovlm eval`: greedy exact match and answer-token loss on a held-out file.
+pub fn eval(a: EvalArgs) -> Result<ExitCode> {
+    let model = crate::cli_ask::load_model(&a.model)?;
+    let mut records = trainer::data::read_jsonl(&a.data)?;
+    if let Some(n) = a.limit {
+        records.truncate(n);
+    }
+    let res = trainer::train::evaluate(&model, &records, a.max_tokens).context("evaluating")?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&res)?);
+    } else {
+        let by: Vec<&str> = a.by.iter().map(String::as_str).collect();
+        print!("{}", res.to_markdown(&by));
+        if !res.mistakes.is_empty() {
+            println!("\nfirst mistakes (id: expected → got):");
+            for (id, want, got) in res.mistakes.iter().take(8) {
+                println!("  {id}: {want:?} → {got:?}");
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -40,6 +40,8 @@ enum Command {
     Quantize(cli_quantize::QuantizeArgs),
     /// Train a model (full, LoRA or front end only) on LLaVA-style JSONL; curves, report, checkpoints.
     Train(Box<cli_train::TrainArgs>),
+    /// Greedy exact match and answer loss of a model on held-out JSONL, per task and aspect bucket.
+    Eval(cli_train::EvalArgs),
     /// Fold a PEFT LoRA adapter into a base HF folder.
     MergeLora(cli_train::MergeArgs),
     /// Write a seeded synthetic training set: images/NNNNNN.png + data.jsonl (LLaVA format).
@@ -61,6 +63,7 @@ fn main() -> ExitCode {
         Command::Serve(a) => serve::serve(a),
         Command::Train(a) => cli_train::run(*a),
         Command::MergeLora(a) => cli_train::merge(a),
+        Command::Eval(a) => cli_train::eval(a),
     };
     match result {
         Ok(code) => code,

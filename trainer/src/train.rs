@@ -265,16 +265,76 @@ pub struct EvalResult {
     pub mistakes: Vec<(String, String, String)>,
 }
 
-/// Mean answer-token loss and greedy exact match (first turn) of `model` on `records`.
+/// Mean answer-token loss and greedy exact match (first turn) of `model` on `records`, with the
+/// records split over the machine's cores.
 pub fn evaluate(model: &Model, records: &[Record], max_tokens: usize) -> Result<EvalResult> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(records.len())
+        .max(1);
+    let parts: Vec<EvalPart> = if threads == 1 {
+        vec![evaluate_part(model, records, max_tokens)?]
+    } else {
+        let per = records.len().div_ceil(threads);
+        std::thread::scope(|scope| {
+            let hs: Vec<_> = records
+                .chunks(per)
+                .map(|c| scope.spawn(move || evaluate_part(model, c, max_tokens)))
+                .collect();
+            hs.into_iter()
+                .map(|h| {
+                    h.join()
+                        .map_err(|_| TrainError::Config("an evaluation thread panicked".into()))?
+                })
+                .collect::<Result<Vec<_>>>()
+        })?
+    };
     let mut res = EvalResult::default();
     let (mut loss, mut tokens, mut correct) = (0f64, 0usize, 0usize);
+    for p in parts {
+        loss += p.loss;
+        tokens += p.tokens;
+        correct += p.correct;
+        for (k, m) in p.groups {
+            for (v, (c, n)) in m {
+                let e = res.groups.entry(k.clone()).or_default().entry(v).or_default();
+                e.0 += c;
+                e.1 += n;
+            }
+        }
+        for m in p.mistakes {
+            if res.mistakes.len() < 20 {
+                res.mistakes.push(m);
+            }
+        }
+    }
+    res.samples = records.len();
+    res.loss = if tokens > 0 { loss / tokens as f64 } else { 0.0 };
+    res.exact = if records.is_empty() {
+        0.0
+    } else {
+        correct as f64 / records.len() as f64
+    };
+    Ok(res)
+}
+
+#[derive(Default)]
+struct EvalPart {
+    loss: f64,
+    tokens: usize,
+    correct: usize,
+    groups: BTreeMap<String, BTreeMap<String, (usize, usize)>>,
+    mistakes: Vec<(String, String, String)>,
+}
+
+fn evaluate_part(model: &Model, records: &[Record], max_tokens: usize) -> Result<EvalPart> {
+    let mut part = EvalPart::default();
     for rec in records {
         let img = rec.image.as_deref().map(load_image).transpose()?;
         let enc = encode(model, rec, img.as_ref())?;
         let (l, n) = loss_sum(model, &enc)?;
-        loss += l.to_scalar::<f32>()? as f64;
-        tokens += n;
+        part.loss += l.to_scalar::<f32>()? as f64;
+        part.tokens += n;
         let (prompt, answer) = &rec.turns[0];
         let mut chat = Chat::new(model, PromptFormat::Chat);
         let opts = GenerationOptions {
@@ -284,13 +344,13 @@ pub fn evaluate(model: &Model, records: &[Record], max_tokens: usize) -> Result<
         let images: Vec<RgbImage> = img.into_iter().collect();
         let reply = chat.send(prompt, &images, &opts, &mut |_| true)?;
         let ok = reply.text.trim() == answer.trim();
-        correct += usize::from(ok);
-        if !ok && res.mistakes.len() < 20 {
-            res.mistakes
+        part.correct += usize::from(ok);
+        if !ok && part.mistakes.len() < 20 {
+            part.mistakes
                 .push((rec.id.clone(), answer.clone(), reply.text.clone()));
         }
         for (k, v) in &rec.tags {
-            let e = res
+            let e = part
                 .groups
                 .entry(k.clone())
                 .or_default()
@@ -300,18 +360,30 @@ pub fn evaluate(model: &Model, records: &[Record], max_tokens: usize) -> Result<
             e.1 += 1;
         }
     }
-    res.samples = records.len();
-    res.loss = if tokens > 0 {
-        loss / tokens as f64
-    } else {
-        0.0
-    };
-    res.exact = if records.is_empty() {
-        0.0
-    } else {
-        correct as f64 / records.len() as f64
-    };
-    Ok(res)
+    Ok(part)
+}
+
+impl EvalResult {
+    /// Markdown: the overall figure, then one table per tag (`task`, `bucket`, …).
+    pub fn to_markdown(&self, tags: &[&str]) -> String {
+        let mut s = format!(
+            "exact match **{:.1} %** on {} held-out samples (answer-token loss {:.4})\n",
+            100.0 * self.exact,
+            self.samples,
+            self.loss
+        );
+        for tag in tags {
+            let Some(m) = self.groups.get(*tag) else { continue };
+            s.push_str(&format!("\n| {tag} | samples | exact match |\n|---|---:|---:|\n"));
+            for (v, (c, n)) in m {
+                s.push_str(&format!(
+                    "| {v} | {n} | {:.1} % |\n",
+                    100.0 * *c as f64 / (*n).max(1) as f64
+                ));
+            }
+        }
+        s
+    }
 }
 
 /// What a finished run reports (also written as `summary.json`).
