@@ -24,6 +24,10 @@ pub struct SynthArgs {
     /// Fraction of records that are text-only (no image), 0 to 1.
     #[arg(long, default_value_t = 0.0)]
     text_only_ratio: f64,
+    /// Fraction of image records that first ask for a transcription of the image, then the
+    /// question (dense reading supervision for training), 0 to 1.
+    #[arg(long, default_value_t = 0.0)]
+    transcribe_ratio: f64,
     /// Folder of extra .ttf/.otf fonts (besides the built-in Ubuntu-Light and Hack).
     #[arg(long, default_value = DEFAULT_FONTS_DIR)]
     fonts_dir: PathBuf,
@@ -39,6 +43,7 @@ pub fn run(a: SynthArgs) -> Result<ExitCode> {
         seed: a.seed,
         tasks,
         text_only_ratio: a.text_only_ratio,
+        transcribe_ratio: a.transcribe_ratio,
         fonts,
     };
     cfg.validate()?;

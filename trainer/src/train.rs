@@ -297,7 +297,12 @@ pub fn evaluate(model: &Model, records: &[Record], max_tokens: usize) -> Result<
         correct += p.correct;
         for (k, m) in p.groups {
             for (v, (c, n)) in m {
-                let e = res.groups.entry(k.clone()).or_default().entry(v).or_default();
+                let e = res
+                    .groups
+                    .entry(k.clone())
+                    .or_default()
+                    .entry(v)
+                    .or_default();
                 e.0 += c;
                 e.1 += n;
             }
@@ -309,7 +314,11 @@ pub fn evaluate(model: &Model, records: &[Record], max_tokens: usize) -> Result<
         }
     }
     res.samples = records.len();
-    res.loss = if tokens > 0 { loss / tokens as f64 } else { 0.0 };
+    res.loss = if tokens > 0 {
+        loss / tokens as f64
+    } else {
+        0.0
+    };
     res.exact = if records.is_empty() {
         0.0
     } else {
@@ -373,8 +382,12 @@ impl EvalResult {
             self.loss
         );
         for tag in tags {
-            let Some(m) = self.groups.get(*tag) else { continue };
-            s.push_str(&format!("\n| {tag} | samples | exact match |\n|---|---:|---:|\n"));
+            let Some(m) = self.groups.get(*tag) else {
+                continue;
+            };
+            s.push_str(&format!(
+                "\n| {tag} | samples | exact match |\n|---|---:|---:|\n"
+            ));
             for (v, (c, n)) in m {
                 s.push_str(&format!(
                     "| {v} | {n} | {:.1} % |\n",

@@ -378,6 +378,7 @@ fn builtin_fonts_alone_work() {
         seed: 1,
         tasks: vec![Task::Arith],
         text_only_ratio: 0.0,
+        transcribe_ratio: 0.0,
         fonts,
     };
     let mut seen = BTreeSet::new();
@@ -409,4 +410,41 @@ fn thousands_of_samples_all_lay_out() {
             assert!(img.width().div_ceil(16) * img.height().div_ceil(16) <= MAX_PATCHES);
         }
     }
+}
+
+#[test]
+fn transcription_turns_hold_what_is_drawn() {
+    let mut c = cfg(5, 0.1);
+    c.transcribe_ratio = 0.5;
+    let plain = cfg(5, 0.1);
+    let mut with = 0;
+    for i in 0..200 {
+        let s = generate_sample(&c, i).unwrap();
+        let p = generate_sample(&plain, i).unwrap();
+        // The ratio adds a turn; it never changes the record itself.
+        assert_eq!(
+            (&s.question, &s.answer, &s.params),
+            (&p.question, &p.answer, &p.params)
+        );
+        let line: serde_json::Value = serde_json::from_str(&record_json("x", &s)).unwrap();
+        let turns = line["conversations"].as_array().unwrap();
+        match &s.transcript {
+            Some((prompt, text)) => {
+                with += 1;
+                assert!(s.image.is_some());
+                assert_eq!(turns.len(), 4);
+                assert_eq!(turns[0]["value"], format!("<image>\n{prompt}"));
+                assert_eq!(turns[1]["value"], text.as_str());
+                assert_eq!(turns[2]["value"], s.question.as_str());
+                match &s.params {
+                    Params::Number { shown, .. } => assert_eq!(text, shown),
+                    Params::Receipt { total, .. } => assert!(text.ends_with(&total.to_string())),
+                    Params::Table { rows, .. } => assert_eq!(text.lines().count(), rows.len() + 1),
+                    _ => assert!(!text.is_empty()),
+                }
+            }
+            None => assert_eq!(turns.len(), 2),
+        }
+    }
+    assert!((60..140).contains(&with), "{with} of 200 transcribed");
 }

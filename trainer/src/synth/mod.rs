@@ -15,7 +15,7 @@ pub use tasks::{Expr, Op, Params, TableQuery, TextOnly};
 pub use words::WORDS;
 
 use image::RgbImage;
-use rand::SeedableRng;
+use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -157,6 +157,9 @@ pub struct SynthConfig {
     pub tasks: Vec<Task>,
     /// Fraction of records that are text-only (no image), in [0, 1].
     pub text_only_ratio: f64,
+    /// Fraction of image records whose conversation first asks for a transcription of everything
+    /// drawn, then the question: dense reading supervision (every character is a target).
+    pub transcribe_ratio: f64,
     pub fonts: FontSet,
 }
 
@@ -168,6 +171,7 @@ impl SynthConfig {
             seed,
             tasks: Task::ALL.to_vec(),
             text_only_ratio: 0.0,
+            transcribe_ratio: 0.0,
             fonts,
         })
     }
@@ -175,6 +179,9 @@ impl SynthConfig {
     pub fn validate(&self) -> Result<(), SynthError> {
         if !(0.0..=1.0).contains(&self.text_only_ratio) {
             return Err(SynthError::BadRatio(self.text_only_ratio));
+        }
+        if !(0.0..=1.0).contains(&self.transcribe_ratio) {
+            return Err(SynthError::BadRatio(self.transcribe_ratio));
         }
         if self.tasks.is_empty() && self.text_only_ratio < 1.0 {
             return Err(SynthError::NoTasks);
@@ -191,6 +198,20 @@ impl SynthConfig {
         let r = self.text_only_ratio;
         r >= 1.0 || ((index + 1) as f64 * r).floor() > (index as f64 * r).floor()
     }
+
+    /// Whether image record `index` starts with a transcription turn, and how it is asked. Drawn
+    /// from its own stream, so the record's image and question do not change with the ratio.
+    pub fn transcription_prompt(&self, index: u64) -> Option<&'static str> {
+        const PROMPTS: [&str; 4] = [
+            "Transcribe the image.",
+            "Read everything in the image.",
+            "What is written here?",
+            "Write down all the text you see.",
+        ];
+        let mut rng = record_rng(self.seed ^ 0x7472_616e_7363_7269, index);
+        let u: f64 = rng.random();
+        (u < self.transcribe_ratio).then(|| PROMPTS[rng.random_range(0..PROMPTS.len())])
+    }
 }
 
 /// One generated record.
@@ -206,6 +227,8 @@ pub struct Sample {
     pub font: Option<String>,
     /// The structured values the sample was generated from (answers are recomputable).
     pub params: Params,
+    /// A first exchange (prompt, transcript of the image) before the question, if any.
+    pub transcript: Option<(String, String)>,
 }
 
 impl Sample {
@@ -233,10 +256,16 @@ pub fn generate_sample(cfg: &SynthConfig, index: u64) -> Result<Sample, SynthErr
     }
     use rand::seq::IndexedRandom;
     let task = *cfg.tasks.choose(&mut rng).ok_or(SynthError::NoTasks)?;
-    tasks::image_sample(&mut rng, &cfg.fonts, task).ok_or(SynthError::Layout {
+    let mut sample = tasks::image_sample(&mut rng, &cfg.fonts, task).ok_or(SynthError::Layout {
         index,
         task: task.name(),
-    })
+    })?;
+    if let (Some(prompt), Some(text)) =
+        (cfg.transcription_prompt(index), sample.params.transcript())
+    {
+        sample.transcript = Some((prompt.to_string(), text));
+    }
+    Ok(sample)
 }
 
 /// Counts of what [`write_dataset`] wrote.
@@ -261,7 +290,7 @@ struct Record<'a> {
     id: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     image: Option<String>,
-    conversations: [Turn<'a>; 2],
+    conversations: Vec<Turn<'a>>,
     task: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     bucket: Option<&'static str>,
@@ -271,23 +300,36 @@ struct Record<'a> {
 
 /// The JSONL line (without newline) of `sample` with id `id`.
 pub fn record_json(id: &str, sample: &Sample) -> String {
-    let human = match sample.image {
-        Some(_) => format!("<image>\n{}", sample.question),
-        None => sample.question.clone(),
+    let (first, rest): (String, Option<&str>) = match (&sample.image, &sample.transcript) {
+        (Some(_), Some((prompt, _))) => (format!("<image>\n{prompt}"), Some(&sample.question)),
+        (Some(_), None) => (format!("<image>\n{}", sample.question), None),
+        (None, _) => (sample.question.clone(), None),
     };
+    let mut conversations = vec![Turn {
+        from: "human",
+        value: &first,
+    }];
+    match (&sample.transcript, rest) {
+        (Some((_, text)), Some(question)) if sample.image.is_some() => {
+            conversations.push(Turn {
+                from: "gpt",
+                value: text,
+            });
+            conversations.push(Turn {
+                from: "human",
+                value: question,
+            });
+        }
+        _ => {}
+    }
+    conversations.push(Turn {
+        from: "gpt",
+        value: &sample.answer,
+    });
     let rec = Record {
         id,
         image: sample.image.as_ref().map(|_| format!("images/{id}.png")),
-        conversations: [
-            Turn {
-                from: "human",
-                value: &human,
-            },
-            Turn {
-                from: "gpt",
-                value: &sample.answer,
-            },
-        ],
+        conversations,
         task: sample.task_name(),
         bucket: sample.bucket.map(Bucket::name),
         font: sample.font.as_deref(),

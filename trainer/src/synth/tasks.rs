@@ -136,6 +136,47 @@ pub enum Params {
     TextOnly(TextOnly),
 }
 
+impl Params {
+    /// Everything drawn in the image as text, line by line (tables row by row, receipts line by
+    /// line); `None` for text-only records.
+    pub fn transcript(&self) -> Option<String> {
+        Some(match self {
+            Params::Number { shown, .. } => shown.clone(),
+            Params::Arith { shown, .. } => shown.clone(),
+            Params::Text { text } => text.clone(),
+            Params::Table {
+                columns,
+                rows,
+                cells,
+                ..
+            } => {
+                let mut lines = vec![columns.join(" ")];
+                for (r, name) in rows.iter().enumerate() {
+                    let mut l = name.clone();
+                    for v in cells.get(r).into_iter().flatten() {
+                        l.push(' ');
+                        l.push_str(&v.to_string());
+                    }
+                    lines.push(l);
+                }
+                lines.join("\n")
+            }
+            Params::Receipt {
+                title,
+                items,
+                total_label,
+                total,
+            } => {
+                let mut lines: Vec<String> = title.iter().cloned().collect();
+                lines.extend(items.iter().map(|(n, p)| format!("{n} {p}")));
+                lines.push(format!("{total_label} {total}"));
+                lines.join("\n")
+            }
+            Params::TextOnly(_) => return None,
+        })
+    }
+}
+
 fn pick<R: Rng>(rng: &mut R, options: &[&str]) -> String {
     options.choose(rng).copied().unwrap_or_default().to_string()
 }
@@ -292,6 +333,7 @@ pub(crate) fn image_sample<R: Rng>(rng: &mut R, fonts: &FontSet, task: Task) -> 
         bucket: Some(bucket),
         font: Some(fonts.face(face).name.clone()),
         params,
+        transcript: None,
     })
 }
 
@@ -833,5 +875,6 @@ pub(crate) fn text_only<R: Rng>(rng: &mut R) -> Sample {
         bucket: None,
         font: None,
         params: Params::TextOnly(p),
+        transcript: None,
     }
 }
