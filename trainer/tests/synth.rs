@@ -3,8 +3,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use trainer::synth::{
-    generate_sample, write_dataset, Bucket, Expr, FontSet, Op, Params, Sample, SynthConfig,
-    TableQuery, Task, TextOnly, MAX_AREA, MAX_PATCHES, MAX_SIDE, MIN_SIDE, WORDS,
+    generate_sample, record_json, write_dataset, Bucket, Expr, FontSet, Op, Params, Sample,
+    SynthConfig, TableQuery, Task, TextOnly, MAX_AREA, MAX_PATCHES, MAX_SIDE, MIN_SIDE, WORDS,
 };
 
 fn cfg(seed: u64, ratio: f64) -> SynthConfig {
