@@ -184,6 +184,10 @@ fn ask_about_a_dropped_image_and_see_the_streamed_answer() {
     assert!(h.query_by_label_contains("tokens/s").is_some());
     snapshot(&mut h, "answered");
 
+    // Clicking the image in the transcript shows how the model tokenized it.
+    h.get_by_label("Image 1 of message 1").click_accesskit();
+    h.run_steps(3);
+    assert!(h.query_by_label_contains("image tokens").is_some());
     if let Ok(path) = std::env::var("MONOVLM_GUI_SCREENSHOT") {
         let img = h.render().expect("render");
         img.save(&path).expect("save the screenshot");
@@ -304,6 +308,101 @@ fn reload_a_saved_conversation_and_continue_it() {
     assert_eq!(a.messages().len(), 4);
     assert!(a.messages()[3].stats.is_some());
     assert_eq!(a.saved_conversations().len(), 1);
+}
+
+#[test]
+fn regenerate_edit_new_chat_rename_and_delete() {
+    let data = tempfile::tempdir().unwrap();
+    let mut h = harness(app(Some(fuyu()), data.path(), 6));
+    wait_model(&mut h);
+    drop_file(&mut h, fixture_image("wide.png"));
+    type_message(&mut h, "Caption?");
+    h.key_press(egui::Key::Enter);
+    h.step();
+    step_until(&mut h, "the answer", |a| !a.is_generating());
+    let first = answer_text(h.state());
+
+    // Regenerate: greedy decoding gives the same answer again, in place.
+    h.get_by_label("Regenerate").click();
+    h.step();
+    assert!(h.state().is_generating());
+    step_until(&mut h, "the regenerated answer", |a| !a.is_generating());
+    assert_eq!(h.state().messages().len(), 2);
+    assert_eq!(answer_text(h.state()), first);
+
+    // Edit: the question and its image go back to the composer; resending answers again.
+    h.get_by_label("Edit").click();
+    h.step();
+    assert!(h.state().messages().is_empty());
+    assert_eq!(h.state().input_text(), "Caption?");
+    assert_eq!(h.state().pending_images(), 1);
+    type_message(&mut h, " Be brief.");
+    h.key_press(egui::Key::Enter);
+    h.step();
+    step_until(&mut h, "the edited question's answer", |a| {
+        !a.is_generating()
+    });
+    assert_eq!(h.state().messages()[0].text, "Caption? Be brief.");
+    assert!(h.state().errors().is_empty(), "{:?}", h.state().errors());
+
+    // Ctrl+N starts a new chat; the old one stays in the sidebar.
+    let id = h.state().conversation_id().to_string();
+    h.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::N);
+    h.step();
+    assert!(h.state().messages().is_empty());
+    assert_ne!(h.state().conversation_id(), id);
+    assert_eq!(h.state().saved_conversations().len(), 1);
+
+    // Rename (what double-click or the context menu does), then delete with the sidebar's ×.
+    h.state_mut().rename_conversation(&id, "Renamed chat");
+    h.step();
+    assert!(h.query_by_label("Renamed chat").is_some());
+    let file = data.path().join("conversations").join(format!("{id}.json"));
+    assert!(std::fs::read_to_string(&file)
+        .unwrap()
+        .contains("Renamed chat"));
+    h.get_by_label("×").click();
+    h.step();
+    assert!(h.state().saved_conversations().is_empty());
+    assert!(!file.exists());
+}
+
+/// A saved conversation (written as the app writes it) whose answer uses Markdown: it is listed,
+/// opens, and renders code blocks, lists and tables.
+#[test]
+fn saved_markdown_answer_renders() {
+    let data = tempfile::tempdir().unwrap();
+    let dir = data.path().join("conversations");
+    std::fs::create_dir_all(&dir).unwrap();
+    let answer = "Here is the **chart** data:\n\n\
+        | year | sales |\n|---|---|\n| 2023 | 12 |\n| 2024 | 19 |\n\n\
+        Steps:\n\n1. read the axis\n2. compare the bars\n\n\
+        - growth: *58%*\n- best year: 2024\n\n\
+        ```python\nsales = {2023: 12, 2024: 19}\nprint(sales[2024] / sales[2023])\n```\n";
+    let conv = serde_json::json!({
+        "id": "md-test",
+        "title": "Markdown answer",
+        "updated": 1,
+        "messages": [
+            {"role": "user", "text": "Summarize the chart as a table.", "images": []},
+            {"role": "assistant", "text": answer, "images": [],
+             "stats": {"tokens": 60, "tokens_per_second": 0.0, "finish": "stop",
+                       "prompt_tokens": 20, "image_tokens": 0}}
+        ]
+    });
+    std::fs::write(dir.join("md-test.json"), conv.to_string()).unwrap();
+    let mut h = harness_with(app(Some(fuyu()), data.path(), 8), false);
+    wait_model(&mut h);
+    h.get_by_label("Markdown answer").click();
+    h.run_steps(3);
+    assert_eq!(h.state().messages().len(), 2);
+    assert!(h.query_by_label_contains("compare the bars").is_some());
+    // The code block is a read-only code editor: its text is the node's value.
+    assert!(h
+        .query_all_by(|n| n.value().is_some_and(|v| v.contains("print(sales[2024]")))
+        .next()
+        .is_some());
+    snapshot(&mut h, "markdown");
 }
 
 #[test]

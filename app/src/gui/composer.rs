@@ -144,6 +144,14 @@ impl MonoApp {
             let resp = ui.add(edit).labelled_by(label.id);
             if self.focus_input {
                 resp.request_focus();
+                // Cursor at the end (after Edit puts a message back).
+                if let Some(mut state) = egui::TextEdit::load_state(ui.ctx(), id) {
+                    let end = egui::text::CCursor::new(self.input.chars().count());
+                    state
+                        .cursor
+                        .set_char_range(Some(egui::text::CCursorRange::one(end)));
+                    state.store(ui.ctx(), id);
+                }
                 self.focus_input = false;
             }
             if self.streaming.is_some() {

@@ -51,8 +51,11 @@ impl MonoApp {
         };
         let mut open = true;
         let show_grid = &mut self.show_grid;
+        let screen = ctx.content_rect();
         egui::Window::new("Image preview")
             .open(&mut open)
+            .pivot(egui::Align2::RIGHT_TOP)
+            .default_pos(screen.right_top() + egui::vec2(-16.0, 16.0))
             .default_size([560.0, 480.0])
             .resizable(true)
             .collapsible(false)
