@@ -184,6 +184,27 @@ fn ask_about_a_dropped_image_and_see_the_streamed_answer() {
     assert!(h.query_by_label_contains("tokens/s").is_some());
     snapshot(&mut h, "answered");
 
+    // Copy puts the answer on the clipboard (the second Copy button is the answer's).
+    let copy = h.get_all_by_label("Copy").nth(1).unwrap().rect().center();
+    h.hover_at(copy);
+    h.event(egui::Event::PointerButton {
+        pos: copy,
+        button: egui::PointerButton::Primary,
+        pressed: true,
+        modifiers: egui::Modifiers::NONE,
+    });
+    h.event(egui::Event::PointerButton {
+        pos: copy,
+        button: egui::PointerButton::Primary,
+        pressed: false,
+        modifiers: egui::Modifiers::NONE,
+    });
+    h.step();
+    let copied = h.output().platform_output.commands.iter().any(
+        |c| matches!(c, egui::OutputCommand::CopyText(t) if *t == h.state().messages()[1].text),
+    );
+    assert!(copied, "{:?}", h.output().platform_output.commands);
+
     // Clicking the image in the transcript shows how the model tokenized it.
     h.get_by_label("Image 1 of message 1").click_accesskit();
     h.run_steps(3);
@@ -266,6 +287,22 @@ fn stop_generation_mid_stream() {
         h.query_by_label("Send").is_some(),
         "Send is back after Stop"
     );
+
+    // Esc stops too.
+    type_message(&mut h, "Go on.");
+    h.key_press(egui::Key::Enter);
+    h.step();
+    step_until(&mut h, "the first tokens", |a| {
+        !answer_text(a).is_empty() || !a.is_generating()
+    });
+    assert!(
+        h.state().is_generating(),
+        "finished before it could be stopped"
+    );
+    h.key_press(egui::Key::Escape);
+    step_until(&mut h, "the stop", |a| !a.is_generating());
+    let stats = h.state().messages()[3].stats.clone().unwrap();
+    assert_eq!(stats.finish, "cancelled");
 }
 
 #[test]
