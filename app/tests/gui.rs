@@ -442,6 +442,25 @@ fn saved_markdown_answer_renders() {
     snapshot(&mut h, "markdown");
 }
 
+/// The app takes the system's light theme (eframe passes it; here the harness plays the system).
+#[test]
+fn light_theme() {
+    let data = tempfile::tempdir().unwrap();
+    let mut h = Harness::builder()
+        .with_size(SIZE)
+        .with_theme(egui::Theme::Light)
+        .with_context_setup(|ctx| ctx.all_styles_mut(|s| s.visuals.text_cursor.blink = false))
+        .build_ui_state(
+            |ui, app: &mut MonoApp| app.ui(ui),
+            app(Some(fuyu()), data.path(), 8),
+        );
+    wait_model(&mut h);
+    drop_file(&mut h, fixture_image("tall.png"));
+    type_message(&mut h, "Which shapes do you see?");
+    assert_eq!(h.ctx.theme(), egui::Theme::Light);
+    snapshot(&mut h, "light_composer");
+}
+
 #[test]
 fn errors_show_in_the_window() {
     // Fixed paths: they appear in the error messages of the snapshot.

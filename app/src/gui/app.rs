@@ -123,7 +123,6 @@ pub struct MonoApp {
     pub(crate) dialog_tx: Sender<DialogResult>,
     pub(crate) dialog_rx: Receiver<DialogResult>,
     pub(crate) focus_input: bool,
-    pub(crate) theme_set: bool,
 }
 
 impl MonoApp {
@@ -151,7 +150,6 @@ impl MonoApp {
             dialog_tx,
             dialog_rx,
             focus_input: true,
-            theme_set: false,
         };
         match crate::default_model::resolve(opts.model.as_deref()) {
             Ok(path) => app.load_model(path),

@@ -34,11 +34,8 @@ pub fn display_available() -> bool {
 impl MonoApp {
     /// Draws the whole window (also what the UI tests call).
     pub fn ui(&mut self, ui: &mut egui::Ui) {
+        // Light/dark follows the system: egui's default theme preference, fed by eframe.
         let ctx = ui.ctx().clone();
-        if !self.theme_set {
-            ctx.options_mut(|o| o.theme_preference = egui::ThemePreference::System);
-            self.theme_set = true;
-        }
         self.backend.set_context(&ctx);
         self.process_events();
         self.handle_input_events(&ctx);
