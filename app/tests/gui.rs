@@ -489,6 +489,16 @@ fn errors_show_in_the_window() {
     assert!(!h.state().is_generating());
     assert!(h.query_by_label_contains("no model is loaded").is_some());
     snapshot(&mut h, "errors");
+
+    // A model typed into the sidebar's path field loads.
+    h.get_by_label("Path").focus();
+    h.step();
+    h.get_by_label("Path").type_text(fuyu().to_str().unwrap());
+    h.step();
+    h.get_by_label("Load").click();
+    h.step();
+    assert!(h.state().model_loading());
+    wait_model(&mut h);
 }
 
 #[test]

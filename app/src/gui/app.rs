@@ -123,6 +123,8 @@ pub struct MonoApp {
     pub(crate) dialog_tx: Sender<DialogResult>,
     pub(crate) dialog_rx: Receiver<DialogResult>,
     pub(crate) focus_input: bool,
+    /// The sidebar's model path field (for desktops without a file dialog portal).
+    pub(crate) model_path_input: String,
 }
 
 impl MonoApp {
@@ -150,6 +152,7 @@ impl MonoApp {
             dialog_tx,
             dialog_rx,
             focus_input: true,
+            model_path_input: String::new(),
         };
         match crate::default_model::resolve(opts.model.as_deref()) {
             Ok(path) => app.load_model(path),

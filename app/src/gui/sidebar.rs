@@ -144,6 +144,25 @@ impl MonoApp {
                         self.open_file_dialog_model(true);
                     }
                 });
+                ui.horizontal(|ui| {
+                    let l = ui.label("Path");
+                    let r = ui
+                        .add(
+                            egui::TextEdit::singleline(&mut self.model_path_input)
+                                .hint_text("model folder or .gguf")
+                                // Leave room for the label and the button (no panel growth).
+                                .desired_width((ui.available_width() - 96.0).max(60.0)),
+                        )
+                        .labelled_by(l.id);
+                    let enter = r.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
+                    let path = self.model_path_input.trim();
+                    let can = !busy && !loading && !path.is_empty();
+                    if (ui.add_enabled(can, egui::Button::new("Load")).clicked() || (enter && can))
+                        && !path.is_empty()
+                    {
+                        actions.push(Action::Load(PathBuf::from(path)));
+                    }
+                });
                 let default = crate::default_model::resolve(None);
                 ui.add_enabled_ui(!busy && !loading, |ui| {
                     let r = ui.add_enabled(default.is_ok(), egui::Button::new("Default model"));
