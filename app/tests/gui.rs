@@ -404,6 +404,31 @@ fn regenerate_edit_new_chat_rename_and_delete() {
     assert!(!file.exists());
 }
 
+/// A tiling family (HoVLE): the preview outlines each tile, with the patch grid inside it.
+#[test]
+fn preview_of_a_tiled_image() {
+    let data = tempfile::tempdir().unwrap();
+    let model = fixtures().join("hovle-tiny/model");
+    let mut h = harness_with(app(Some(model), data.path(), 8), false);
+    wait_model(&mut h);
+    let image = fixtures().join("hovle-tiny/images/wide_2x1.png");
+    drop_file(&mut h, image.clone());
+    h.get_by_label("Attached image 1").click_accesskit();
+    h.run_steps(3);
+    let (w, h_px) = image::image_dimensions(&image).unwrap();
+    let plan = h
+        .state()
+        .loaded_model()
+        .unwrap()
+        .plan_image(w, h_px)
+        .unwrap();
+    assert!(plan.tiles > 1, "{plan:?}");
+    assert!(h
+        .query_by_label_contains(&format!("{} tiles", plan.tiles))
+        .is_some());
+    snapshot(&mut h, "preview_tiles");
+}
+
 /// A saved conversation (written as the app writes it) whose answer uses Markdown: it is listed,
 /// opens, and renders code blocks, lists and tables.
 #[test]
