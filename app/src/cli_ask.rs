@@ -26,6 +26,9 @@ pub struct ModelArgs {
     /// Compute precision: f32, bf16 or f16.
     #[arg(long, default_value = "f32")]
     pub dtype: String,
+    /// A PEFT LoRA adapter folder applied on top of the model (not merged).
+    #[arg(long)]
+    pub lora: Option<PathBuf>,
 }
 
 #[derive(Args, Clone)]
@@ -72,6 +75,7 @@ pub fn load_model(m: &ModelArgs) -> Result<Model> {
     let dtype: ComputeDtype = m.dtype.parse()?;
     let opts = LoadOptions {
         dtype,
+        lora: m.lora.clone(),
         ..Default::default()
     };
     let path = m.path()?;

@@ -5,6 +5,8 @@ mod cli_bench;
 mod cli_check;
 mod cli_inspect;
 mod cli_quantize;
+mod cli_synth;
+mod cli_train;
 mod default_model;
 mod serve;
 
@@ -37,6 +39,12 @@ enum Command {
     Bench(cli_bench::BenchArgs),
     /// Convert an HF checkpoint folder into one self-contained GGUF file (optionally quantized).
     Quantize(cli_quantize::QuantizeArgs),
+    /// Train a model (full, LoRA or front end only) on LLaVA-style JSONL; curves, report, checkpoints.
+    Train(Box<cli_train::TrainArgs>),
+    /// Fold a PEFT LoRA adapter into a base HF folder.
+    MergeLora(cli_train::MergeArgs),
+    /// Write a seeded synthetic training set: images/NNNNNN.png + data.jsonl (LLaVA format).
+    Synth(cli_synth::SynthArgs),
     /// Desktop chat app: images, streaming answers, saved conversations.
     Gui(GuiArgs),
     /// OpenAI-compatible local server: /v1/chat/completions (with images), /v1/models, /health.
@@ -71,7 +79,10 @@ fn main() -> ExitCode {
         Command::Inspect(a) => cli_inspect::run(a),
         Command::Bench(a) => cli_bench::run(a),
         Command::Quantize(a) => cli_quantize::run(a),
+        Command::Synth(a) => cli_synth::run(a),
         Command::Serve(a) => serve::serve(a),
+        Command::Train(a) => cli_train::run(*a),
+        Command::MergeLora(a) => cli_train::merge(a),
         Command::Gui(a) => gui(a.model),
     })
 }
@@ -80,10 +91,25 @@ fn finish(result: anyhow::Result<ExitCode>) -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            // One line, the whole cause chain.
-            let msg = format!("{e:#}").replace('\n', " ");
-            eprintln!("error: {msg}");
+            eprintln!("error: {}", one_line(&e));
             ExitCode::FAILURE
         }
     }
+}
+
+/// The whole cause chain on one line; a cause whose text its parent already shows is skipped
+/// (library errors often print their source inline, e.g. `path: No such file or directory`).
+fn one_line(e: &anyhow::Error) -> String {
+    let mut msg = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string().replace('\n', " ");
+        if msg.contains(&text) {
+            continue;
+        }
+        if !msg.is_empty() {
+            msg.push_str(": ");
+        }
+        msg.push_str(&text);
+    }
+    msg
 }

@@ -6,6 +6,7 @@
 //! cache → [`generate::Chat`] streams the answer. Families ([`families`]) are data: a
 //! [`spec::ModelSpec`] built from the checkpoint's config files.
 
+pub mod adapter;
 pub mod checkpoint;
 pub mod decoder;
 pub mod error;

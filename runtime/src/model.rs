@@ -1,7 +1,8 @@
 //! `Model`: a loaded checkpoint (spec, tokenizer, front end, decoder) and the per-turn plumbing:
 //! images → patch grids → embeddings, prompt → token sequence, merge into one embedding sequence.
 
-use crate::checkpoint::{HfFolder, TensorSource, Weights};
+use crate::adapter::Adapters;
+use crate::checkpoint::{HfFolder, NameAliases, TensorSource, Weights};
 use crate::decoder::{Decoder, Forward, KvCache};
 use crate::error::{Error, Result};
 use crate::families;
@@ -49,6 +50,8 @@ impl std::str::FromStr for ComputeDtype {
 pub struct LoadOptions {
     pub dtype: ComputeDtype,
     pub device: Device,
+    /// A PEFT LoRA adapter folder applied on top of the weights (unmerged).
+    pub lora: Option<PathBuf>,
 }
 
 impl Default for LoadOptions {
@@ -56,6 +59,7 @@ impl Default for LoadOptions {
         LoadOptions {
             dtype: ComputeDtype::F32,
             device: Device::Cpu,
+            lora: None,
         }
     }
 }
@@ -90,6 +94,8 @@ pub struct PreparedImage {
 pub struct Model {
     pub path: PathBuf,
     pub spec: ModelSpec,
+    /// Alternative tensor-name spellings of this family.
+    pub aliases: NameAliases,
     pub tokenizer: Tokenizer,
     pub decoder: Decoder,
     pub frontend: Frontend,
@@ -110,27 +116,81 @@ impl Model {
         } else {
             (HfFolder::open(path)?, Tokenizer::from_dir(path)?, None)
         };
-        let family = families::detect(&folder)?;
-        let (spec, aliases) = (family.build)(&folder, &tokenizer)?;
+        let adapters = match &opts.lora {
+            Some(dir) => Some(Adapters::load_peft(dir, &opts.device)?),
+            None => None,
+        };
+        let mut model = Model::from_folder(&folder, tokenizer, opts, adapters.as_ref())?;
+        model.quant_type = quant_type;
+        Ok(model)
+    }
+
+    /// Builds a model from an opened folder (whatever holds its tensors) and its tokenizer.
+    pub fn from_folder(
+        folder: &HfFolder,
+        tokenizer: Tokenizer,
+        opts: &LoadOptions,
+        adapters: Option<&Adapters>,
+    ) -> Result<Self> {
+        let family = families::detect(folder)?;
+        let (spec, aliases) = (family.build)(folder, &tokenizer)?;
         let weights = Weights {
             source: &folder.tensors,
-            aliases,
+            aliases: aliases.clone(),
             dtype: opts.dtype.dtype(),
             device: opts.device.clone(),
+            adapters,
         };
-        let decoder = Decoder::load(&spec.decoder, spec.frontend.pre_decoder(), &weights)?;
-        let patch_dim = spec.preprocess.patch * spec.preprocess.patch * 3;
-        let frontend = Frontend::load(&spec.frontend, &weights, patch_dim, spec.decoder.hidden)?;
+        let (decoder, frontend) = Self::build_parts(&spec, &weights)?;
+        if let Some(a) = adapters {
+            // Every adapter module must land on a linear of this model.
+            for m in a.modules.keys() {
+                if !weights.contains(&format!("{m}.weight")) {
+                    return Err(Error::InvalidArgument(format!(
+                        "the LoRA adapter targets `{m}`, which this model does not have"
+                    )));
+                }
+            }
+        }
         let stats = weight_stats(&folder.tensors);
         Ok(Model {
-            path: path.to_path_buf(),
+            path: folder.dir.clone(),
             spec,
+            aliases,
             tokenizer,
             decoder,
             frontend,
             stats,
-            quant_type,
+            quant_type: None,
         })
+    }
+
+    fn build_parts(spec: &ModelSpec, weights: &Weights) -> Result<(Decoder, Frontend)> {
+        let decoder = Decoder::load(&spec.decoder, spec.frontend.pre_decoder(), weights)?;
+        let patch_dim = spec.preprocess.patch * spec.preprocess.patch * 3;
+        let frontend = Frontend::load(&spec.frontend, weights, patch_dim, spec.decoder.hidden)?;
+        Ok((decoder, frontend))
+    }
+
+    /// Rebuilds the decoder and front end from `source` (same spec and names), e.g. from a
+    /// trainer's current parameters, optionally with LoRA deltas.
+    pub fn rebuild(
+        &mut self,
+        source: &dyn TensorSource,
+        dtype: DType,
+        adapters: Option<&Adapters>,
+    ) -> Result<()> {
+        let weights = Weights {
+            source,
+            aliases: self.aliases.clone(),
+            dtype,
+            device: self.device().clone(),
+            adapters,
+        };
+        let (decoder, frontend) = Self::build_parts(&self.spec, &weights)?;
+        self.decoder = decoder;
+        self.frontend = frontend;
+        Ok(())
     }
 
     pub fn device(&self) -> &Device {

@@ -5,10 +5,12 @@
 //! with canonical names plus [`NameAliases`], so legacy and current hub layouts both load.
 
 pub mod gguf;
+mod memory;
 mod safetensors;
 
 pub use self::gguf::GgufFile;
-pub use self::safetensors::SafetensorsFiles;
+pub use self::memory::{FreshInit, MemoryTensors};
+pub use self::safetensors::{write_safetensors, SafetensorsFiles};
 
 use crate::error::{Error, Result};
 use candle_core::quantized::QTensor;
@@ -30,6 +32,11 @@ pub trait TensorSource: Send + Sync {
     fn names(&self) -> Vec<String>;
     /// Storage dtypes present, for `inspect`.
     fn dtype_name(&self, name: &str) -> Option<String>;
+    /// Called before `name` is read with the shape the model expects: a source that creates
+    /// tensors on demand (a fresh initialisation) makes it now. Stored checkpoints do nothing.
+    fn materialize(&self, _name: &str, _shape: &[usize]) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// Prefix rewrites tried in order when a canonical name is absent (e.g. Fuyu's legacy
@@ -68,6 +75,8 @@ pub struct Weights<'a> {
     pub aliases: NameAliases,
     pub dtype: DType,
     pub device: Device,
+    /// LoRA deltas the decoder's linears pick up by module name.
+    pub adapters: Option<&'a crate::adapter::Adapters>,
 }
 
 impl<'a> Weights<'a> {
@@ -80,6 +89,15 @@ impl<'a> Weights<'a> {
 
     pub fn contains(&self, name: &str) -> bool {
         self.resolve(name).is_some()
+    }
+
+    /// The adapter delta for module `name` (any alias spelling), if an adapter targets it.
+    pub fn adapter(&self, name: &str) -> Option<&'a crate::adapter::LoraDelta> {
+        let adapters = self.adapters?;
+        self.aliases
+            .candidates(name)
+            .iter()
+            .find_map(|c| adapters.get(c))
     }
 
     pub fn shape(&self, name: &str) -> Result<Vec<usize>> {
@@ -102,6 +120,7 @@ impl<'a> Weights<'a> {
     /// Like [`Weights::get`] but in a given dtype (norms and biases stay f32 for accuracy).
     pub fn get_as(&self, name: &str, expected: &[usize], dtype: DType) -> Result<Tensor> {
         let found = self.resolve(name).ok_or_else(|| self.missing(name))?;
+        self.source.materialize(&found, expected)?;
         let actual = self.source.shape(&found).unwrap_or_default();
         if actual != expected {
             return Err(Error::TensorShape {
@@ -116,6 +135,7 @@ impl<'a> Weights<'a> {
     /// Loads `name` as stored blocks if the source holds it block-quantized, checking its shape.
     pub fn get_quantized(&self, name: &str, expected: &[usize]) -> Result<Option<QTensor>> {
         let found = self.resolve(name).ok_or_else(|| self.missing(name))?;
+        self.source.materialize(&found, expected)?;
         let actual = self.source.shape(&found).unwrap_or_default();
         if actual != expected {
             return Err(Error::TensorShape {
@@ -207,6 +227,8 @@ impl HfFolder {
 pub enum CheckpointTensors {
     Safetensors(SafetensorsFiles),
     Gguf(std::sync::Arc<GgufFile>),
+    /// Parameters held in memory (training), or a fresh initialisation.
+    Memory(std::sync::Arc<MemoryTensors>),
 }
 
 impl CheckpointTensors {
@@ -214,6 +236,7 @@ impl CheckpointTensors {
         match self {
             CheckpointTensors::Safetensors(s) => s,
             CheckpointTensors::Gguf(g) => &**g,
+            CheckpointTensors::Memory(m) => &**m,
         }
     }
 }
@@ -236,6 +259,9 @@ impl TensorSource for CheckpointTensors {
     }
     fn dtype_name(&self, name: &str) -> Option<String> {
         self.inner().dtype_name(name)
+    }
+    fn materialize(&self, name: &str, shape: &[usize]) -> Result<()> {
+        self.inner().materialize(name, shape)
     }
 }
 

@@ -182,3 +182,65 @@ impl TensorSource for SafetensorsFiles {
         self.index.get(name).map(|(_, i)| format!("{:?}", i.dtype))
     }
 }
+
+/// Writes `tensors` (f32, bf16 or f16; moved to the CPU) as one safetensors file with the
+/// `{"format": "pt"}` metadata transformers and PEFT expect. Written to a temporary name and
+/// renamed, so an interrupted save never leaves a truncated file.
+pub fn write_safetensors(
+    path: &Path,
+    tensors: &std::collections::BTreeMap<String, Tensor>,
+) -> Result<()> {
+    let mut owned: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = Vec::with_capacity(tensors.len());
+    for (name, t) in tensors {
+        let t = t.to_device(&Device::Cpu)?.flatten_all()?;
+        let (dtype, bytes): (Dtype, Vec<u8>) = match t.dtype() {
+            DType::F32 => (
+                Dtype::F32,
+                t.to_vec1::<f32>()?
+                    .iter()
+                    .flat_map(|v| v.to_le_bytes())
+                    .collect(),
+            ),
+            DType::BF16 => (
+                Dtype::BF16,
+                t.to_vec1::<half::bf16>()?
+                    .iter()
+                    .flat_map(|v| v.to_le_bytes())
+                    .collect(),
+            ),
+            DType::F16 => (
+                Dtype::F16,
+                t.to_vec1::<half::f16>()?
+                    .iter()
+                    .flat_map(|v| v.to_le_bytes())
+                    .collect(),
+            ),
+            other => {
+                return Err(Error::TensorDtype {
+                    name: name.clone(),
+                    dtype: format!("{other:?}"),
+                })
+            }
+        };
+        let shape = tensors[name].dims().to_vec();
+        owned.push((name.clone(), dtype, shape, bytes));
+    }
+    let views = owned
+        .iter()
+        .map(|(n, d, s, b)| {
+            safetensors::tensor::TensorView::new(*d, s.clone(), b)
+                .map(|v| (n.clone(), v))
+                .map_err(|e| Error::Safetensors {
+                    path: path.to_path_buf(),
+                    message: e.to_string(),
+                })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let meta = HashMap::from([("format".to_string(), "pt".to_string())]);
+    let tmp = path.with_extension("safetensors.partial");
+    safetensors::serialize_to_file(views, Some(meta), &tmp).map_err(|e| Error::Safetensors {
+        path: tmp.clone(),
+        message: e.to_string(),
+    })?;
+    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+}

@@ -1,5 +1,6 @@
 //! Building blocks shared by every decoder: linear (optionally biased), norms, RoPE tables.
 
+use crate::adapter::LoraDelta;
 use crate::checkpoint::Weights;
 use crate::error::{Error, Result};
 use crate::spec::NormKind;
@@ -19,6 +20,8 @@ pub enum LinearWeight {
 pub struct Linear {
     pub weight: LinearWeight,
     pub bias: Option<Tensor>,
+    /// A LoRA update added to the output (adapter applied without merging).
+    pub lora: Option<LoraDelta>,
     out: usize,
 }
 
@@ -28,6 +31,7 @@ impl Linear {
         Linear {
             weight: LinearWeight::Dense(weight),
             bias,
+            lora: None,
             out,
         }
     }
@@ -38,6 +42,7 @@ impl Linear {
         Ok(Linear {
             weight: LinearWeight::Quantized(QMatMul::from_qtensor(weight)?),
             bias,
+            lora: None,
             out,
         })
     }
@@ -51,11 +56,25 @@ impl Linear {
         } else {
             None
         };
-        if let Some(q) = w.get_quantized(&wname, &[out, inp])? {
-            return Linear::quantized(q, bias);
+        let mut lin = match w.get_quantized(&wname, &[out, inp])? {
+            Some(q) => Linear::quantized(q, bias)?,
+            None => Linear::new(w.get(&wname, &[out, inp])?, bias),
+        };
+        if let Some(d) = w.adapter(name) {
+            let (da, db) = (d.a.dims(), d.b.dims());
+            if da.len() != 2 || db.len() != 2 || da[1] != inp || db[0] != out || da[0] != db[1] {
+                return Err(Error::TensorShape {
+                    name: format!("{name} (LoRA A {da:?}, B {db:?})"),
+                    actual: vec![
+                        db.first().copied().unwrap_or(0),
+                        da.get(1).copied().unwrap_or(0),
+                    ],
+                    expected: vec![out, inp],
+                });
+            }
+            lin.lora = Some(d.clone());
         }
-        let weight = w.get(&wname, &[out, inp])?;
-        Ok(Linear::new(weight, bias))
+        Ok(lin)
     }
 
     pub fn out_features(&self) -> usize {
@@ -65,6 +84,12 @@ impl Linear {
     /// The rows `idx` (a `u32` vector) of the weight as a new linear with bias `bias`; used to
     /// split fused QKV projections. Quantized rows are copied block for block (exact).
     pub fn select_rows(&self, idx: &Tensor, bias: Option<Tensor>) -> Result<Self> {
+        let mut picked = self.select_weight_rows(idx, bias)?;
+        picked.lora = self.lora.as_ref().map(|l| l.select_rows(idx)).transpose()?;
+        Ok(picked)
+    }
+
+    fn select_weight_rows(&self, idx: &Tensor, bias: Option<Tensor>) -> Result<Self> {
         match &self.weight {
             LinearWeight::Dense(w) => Ok(Linear::new(
                 w.index_select(&idx.to_device(w.device())?, 0)?,
@@ -132,8 +157,12 @@ impl Linear {
                 y.to_dtype(x.dtype())?
             }
         };
-        match &self.bias {
-            Some(b) => Ok(y.broadcast_add(&b.to_dtype(y.dtype())?)?),
+        let y = match &self.bias {
+            Some(b) => y.broadcast_add(&b.to_dtype(y.dtype())?)?,
+            None => y,
+        };
+        match &self.lora {
+            Some(l) => Ok((&y + l.forward(x)?.to_dtype(y.dtype())?)?),
             None => Ok(y),
         }
     }
@@ -231,11 +260,31 @@ impl Rope {
         Ok((cos, sin))
     }
 
-    /// `x`: `[T, H, hd]`.
-    pub fn apply(&self, x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
+    /// `x`: `[T, H, hd]`. `differentiable` picks plain tensor ops over candle's fused kernel,
+    /// which has no backward pass.
+    pub fn apply(
+        &self,
+        x: &Tensor,
+        cos: &Tensor,
+        sin: &Tensor,
+        differentiable: bool,
+    ) -> Result<Tensor> {
         let hd = x.dim(D::Minus1)?;
         let cos = cos.to_dtype(x.dtype())?;
         let sin = sin.to_dtype(x.dtype())?;
+        if differentiable {
+            let half = self.rotary_dim / 2;
+            let (c, s) = (cos.unsqueeze(1)?, sin.unsqueeze(1)?); // [T, 1, half]
+            let x1 = x.narrow(D::Minus1, 0, half)?;
+            let x2 = x.narrow(D::Minus1, half, half)?;
+            let r1 = (x1.broadcast_mul(&c)? - x2.broadcast_mul(&s)?)?;
+            let r2 = (x2.broadcast_mul(&c)? + x1.broadcast_mul(&s)?)?;
+            let mut parts = vec![r1, r2];
+            if self.rotary_dim < hd {
+                parts.push(x.narrow(D::Minus1, self.rotary_dim, hd - self.rotary_dim)?);
+            }
+            return Ok(Tensor::cat(&parts, D::Minus1)?);
+        }
         if self.rotary_dim == hd {
             let y = candle_nn::rotary_emb::rope_thd(&x.unsqueeze(0)?.contiguous()?, &cos, &sin)?;
             return Ok(y.squeeze(0)?);

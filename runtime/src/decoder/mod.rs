@@ -339,19 +339,26 @@ impl Stack {
         })
     }
 
-    /// Runs `x` (positions `start..start+T`) through the blocks, appending to `caches`.
+    /// Runs `x` (positions `start..start+T`) through the blocks, appending to `caches`; without
+    /// caches (training) every op is one that candle can differentiate.
     fn forward(
         &self,
         x: &Tensor,
         rows: &Rows,
         start: usize,
-        caches: &mut [kv_cache::LayerCache],
+        mut caches: Option<&mut [kv_cache::LayerCache]>,
         dtype: DType,
     ) -> Result<Tensor> {
         let t = x.dim(0)?;
         let (cos, sin) = self.rope.tables(start, t, DType::F32, x.device())?;
         let mut x = x.to_dtype(dtype)?;
-        for (block, lc) in self.blocks.iter().zip(caches.iter_mut()) {
+        for (i, block) in self.blocks.iter().enumerate() {
+            let lc = match caches.as_deref_mut() {
+                Some(c) => Some(c.get_mut(i).ok_or_else(|| {
+                    Error::InvalidArgument("KV cache was made for another model".into())
+                })?),
+                None => None,
+            };
             let h = rows.apply(&x, &block.attn_norm, |n, x| n.forward(x))?;
             let a = self.attention(&block.attn, rows, &h, start, &cos, &sin, lc, dtype)?;
             x = (x + a)?;
@@ -370,9 +377,10 @@ impl Stack {
         start: usize,
         cos: &Tensor,
         sin: &Tensor,
-        cache: &mut kv_cache::LayerCache,
+        cache: Option<&mut kv_cache::LayerCache>,
         dtype: DType,
     ) -> Result<Tensor> {
+        let differentiable = cache.is_none();
         let s = &self.spec;
         let t = h.dim(0)?;
         let (hd, nh, nkv) = (s.head_dim, s.heads, s.kv_heads);
@@ -386,9 +394,12 @@ impl Stack {
             q = qn.forward(&q)?;
             k = kn.forward(&k)?;
         }
-        let q = self.rope.apply(&q, cos, sin)?;
-        let k = self.rope.apply(&k, cos, sin)?;
-        let (k_all, v_all) = cache.append(&k, &v)?;
+        let q = self.rope.apply(&q, cos, sin, differentiable)?;
+        let k = self.rope.apply(&k, cos, sin, differentiable)?;
+        let (k_all, v_all) = match cache {
+            Some(c) => c.append(&k, &v)?,
+            None => (k, v),
+        };
         let total = start + t;
         let group = nh / nkv;
         // [KV, S, hd] for keys and values; queries grouped as [KV, G, T, hd] so GQA needs no repeat.
@@ -412,7 +423,12 @@ impl Stack {
             if let Some(mask) = self.mask(start + q0, qb, total, group, h.device())? {
                 scores = scores.broadcast_add(&mask)?;
             }
-            let probs = candle_nn::ops::softmax_last_dim(&scores)?;
+            // The fused softmax has no backward pass.
+            let probs = if differentiable {
+                candle_nn::ops::softmax(&scores, candle_core::D::Minus1)?
+            } else {
+                candle_nn::ops::softmax_last_dim(&scores)?
+            };
             let o = probs.matmul(&v_all)?.reshape((nkv, group, qb, hd))?;
             outs.push(o);
             q0 += qb;
@@ -588,18 +604,48 @@ impl Decoder {
             ));
         }
         let (pre_caches, main_caches) = cache.layers.split_at_mut(n_pre);
+        let out = self.run_stacks(x, &rows, start, Some(pre_caches), Some(main_caches))?;
+        cache.len = start + t;
+        Ok(out)
+    }
+
+    /// The whole sequence `x` (positions `0..T`) without a cache, through ops that all have a
+    /// backward pass: the training forward. Returns the normed hidden states `[T, D]`.
+    pub fn forward_train(&self, x: &Tensor, image_rows: &[usize]) -> Result<Tensor> {
+        let t = x.dim(0)?;
+        if t > self.spec.max_position {
+            return Err(Error::ContextOverflow {
+                tokens: t,
+                context: self.spec.max_position,
+            });
+        }
+        let rows = if self.has_experts() {
+            Rows::new(t, image_rows, &self.device)?
+        } else {
+            Rows::Text
+        };
+        Ok(self.run_stacks(x, &rows, 0, None, None)?.hidden)
+    }
+
+    fn run_stacks(
+        &self,
+        x: &Tensor,
+        rows: &Rows,
+        start: usize,
+        pre_caches: Option<&mut [kv_cache::LayerCache]>,
+        main_caches: Option<&mut [kv_cache::LayerCache]>,
+    ) -> Result<Forward> {
         let pre_out = match &self.pre {
             Some(p) => Some(p.forward(x, &Rows::Text, start, pre_caches, self.dtype)?),
             None => None,
         };
         let x = self.main.forward(
             pre_out.as_ref().unwrap_or(x),
-            &rows,
+            rows,
             start,
             main_caches,
             self.dtype,
         )?;
-        cache.len = start + t;
         Ok(Forward {
             hidden: self.final_norm.forward(&x)?,
             pre_out,

@@ -8,7 +8,7 @@ mod internvl;
 mod monointernvl;
 mod solo;
 
-use crate::checkpoint::{HfFolder, NameAliases};
+use crate::checkpoint::{CheckpointTensors, ConfigView, HfFolder, NameAliases};
 use crate::error::{Error, Result};
 use crate::sequence::Tokenizer;
 use crate::spec::{ModelSpec, Part, ResampleFilter, TemplateSpec};
@@ -113,6 +113,12 @@ pub(crate) fn vocab_from_embed(
             if s.len() == 2 {
                 return Ok(s[0]);
             }
+        }
+    }
+    // A fresh initialisation has no tensors yet: the config says how large the vocabulary is.
+    if let CheckpointTensors::Memory(_) = &folder.tensors {
+        if let Some(v) = ConfigView::new(&folder.dir, &folder.config).usize_opt("vocab_size")? {
+            return Ok(v);
         }
     }
     Err(Error::MissingTensor {

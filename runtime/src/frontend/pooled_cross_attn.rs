@@ -56,7 +56,8 @@ impl CrossAttn {
         };
         let (keys, values) = (split(0)?, split(c)?);
         let scores = (q * self.scale)?.matmul(&keys.transpose(2, 3)?.contiguous()?)?; // [M, nh, 1, K]
-        let probs = candle_nn::ops::softmax_last_dim(&scores)?;
+                                                                                      // Composite softmax: differentiable, so the front end can be trained.
+        let probs = candle_nn::ops::softmax(&scores, candle_core::D::Minus1)?;
         let o = probs.matmul(&values)?.reshape((m, c))?;
         self.proj.forward(&o)
     }
