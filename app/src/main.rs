@@ -20,8 +20,9 @@ use std::process::ExitCode;
     about = "Native (encoder-free) vision-language models, offline"
 )]
 struct Cli {
+    /// Without a command: the desktop app when a display is available, else this help.
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
 }
 
 #[derive(Subcommand)]
@@ -46,13 +47,34 @@ enum Command {
     MergeLora(cli_train::MergeArgs),
     /// Write a seeded synthetic training set: images/NNNNNN.png + data.jsonl (LLaVA format).
     Synth(cli_synth::SynthArgs),
+    /// Desktop chat app: images, streaming answers, saved conversations.
+    Gui(GuiArgs),
     /// OpenAI-compatible local server: /v1/chat/completions (with images), /v1/models, /health.
     Serve(serve::ServeArgs),
 }
 
+#[derive(clap::Args)]
+struct GuiArgs {
+    /// Hugging Face checkpoint folder or .gguf file (default: the embedded default model).
+    #[arg(long, short)]
+    model: Option<std::path::PathBuf>,
+}
+
+fn gui(model: Option<std::path::PathBuf>) -> anyhow::Result<ExitCode> {
+    monovlm_gui::run(model)?;
+    Ok(ExitCode::SUCCESS)
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let result = match cli.command {
+    let Some(command) = cli.command else {
+        if monovlm_gui::display_available() {
+            return finish(gui(None));
+        }
+        let _ = <Cli as clap::CommandFactory>::command().print_help();
+        return ExitCode::SUCCESS;
+    };
+    finish(match command {
         Command::Ask(a) => cli_ask::ask(a),
         Command::Chat(a) => cli_ask::chat(a),
         Command::CheckReference(a) => cli_check::run(a),
@@ -64,7 +86,11 @@ fn main() -> ExitCode {
         Command::Train(a) => cli_train::run(*a),
         Command::MergeLora(a) => cli_train::merge(a),
         Command::Eval(a) => cli_train::eval(a),
-    };
+        Command::Gui(a) => gui(a.model),
+    })
+}
+
+fn finish(result: anyhow::Result<ExitCode>) -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
