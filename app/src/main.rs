@@ -4,6 +4,7 @@ mod cli_ask;
 mod cli_bench;
 mod cli_check;
 mod cli_inspect;
+mod cli_quality;
 mod cli_quantize;
 mod cli_synth;
 mod cli_train;
@@ -39,6 +40,8 @@ enum Command {
     Bench(cli_bench::BenchArgs),
     /// Convert an HF checkpoint folder into one self-contained GGUF file (optionally quantized).
     Quantize(cli_quantize::QuantizeArgs),
+    /// What quantization cost: KL divergence, top-1 agreement, max |Δlogit| against the reference.
+    Quality(cli_quality::QualityArgs),
     /// Train a model (full, LoRA or front end only) on LLaVA-style JSONL; curves, report, checkpoints.
     Train(Box<cli_train::TrainArgs>),
     /// Greedy exact match and answer loss of a model on held-out JSONL, per task and aspect bucket.
@@ -81,6 +84,7 @@ fn main() -> ExitCode {
         Command::Inspect(a) => cli_inspect::run(a),
         Command::Bench(a) => cli_bench::run(a),
         Command::Quantize(a) => cli_quantize::run(a),
+        Command::Quality(a) => cli_quality::run(a),
         Command::Synth(a) => cli_synth::run(a),
         Command::Serve(a) => serve::serve(a),
         Command::Train(a) => cli_train::run(*a),

@@ -10,6 +10,8 @@
 //! Output goes to a temporary file next to the target that is renamed at the end, so an
 //! interrupted run never leaves a partial `.gguf` under the requested name.
 
+pub mod quality;
+
 use candle_core::quantized::gguf_file::{self, Value};
 use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::{DType, Device};
