@@ -268,27 +268,10 @@ pub struct EvalResult {
 /// Mean answer-token loss and greedy exact match (first turn) of `model` on `records`, with the
 /// records split over the machine's cores.
 pub fn evaluate(model: &Model, records: &[Record], max_tokens: usize) -> Result<EvalResult> {
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(records.len())
-        .max(1);
-    let parts: Vec<EvalPart> = if threads == 1 {
-        vec![evaluate_part(model, records, max_tokens)?]
-    } else {
-        let per = records.len().div_ceil(threads);
-        std::thread::scope(|scope| {
-            let hs: Vec<_> = records
-                .chunks(per)
-                .map(|c| scope.spawn(move || evaluate_part(model, c, max_tokens)))
-                .collect();
-            hs.into_iter()
-                .map(|h| {
-                    h.join()
-                        .map_err(|_| TrainError::Config("an evaluation thread panicked".into()))?
-                })
-                .collect::<Result<Vec<_>>>()
-        })?
-    };
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let parts = on_threads(records, threads, |chunk| {
+        evaluate_part(model, chunk, max_tokens)
+    })?;
     let mut res = EvalResult::default();
     let (mut loss, mut tokens, mut correct) = (0f64, 0usize, 0usize);
     for p in parts {
@@ -514,28 +497,29 @@ fn shard_loss(model: &Model, recs: &[Record], vars: &BTreeMap<String, Var>) -> R
     })
 }
 
-/// Splits `recs` into `threads` contiguous shards and differentiates each on its own thread.
-/// Shards come back in order, so the summed gradients do not depend on scheduling.
-fn shard_gradients(
-    model: &Model,
-    recs: &[Record],
-    vars: &BTreeMap<String, Var>,
+/// Splits `items` into at most `threads` contiguous chunks and runs `f` on each on its own
+/// thread. Results come back in chunk order, so what is summed from them does not depend on
+/// scheduling.
+fn on_threads<T: Sync, R: Send>(
+    items: &[T],
     threads: usize,
-) -> Result<Vec<Shard>> {
-    if threads <= 1 || recs.len() <= 1 {
-        return Ok(vec![shard_loss(model, recs, vars)?]);
+    f: impl Fn(&[T]) -> Result<R> + Sync,
+) -> Result<Vec<R>> {
+    if threads <= 1 || items.len() <= 1 {
+        return Ok(vec![f(items)?]);
     }
-    let per = recs.len().div_ceil(threads);
+    let per = items.len().div_ceil(threads);
+    let f = &f;
     std::thread::scope(|scope| {
-        let handles: Vec<_> = recs
+        let handles: Vec<_> = items
             .chunks(per)
-            .map(|chunk| scope.spawn(move || shard_loss(model, chunk, vars)))
+            .map(|chunk| scope.spawn(move || f(chunk)))
             .collect();
         handles
             .into_iter()
             .map(|h| {
                 h.join()
-                    .map_err(|_| TrainError::Config("a training thread panicked".into()))?
+                    .map_err(|_| TrainError::Config("a worker thread panicked".into()))?
             })
             .collect()
     })
@@ -711,7 +695,7 @@ pub fn train(cfg: &TrainConfig) -> Result<Summary> {
         let (mut loss_nats, mut tokens) = (0f64, 0usize);
         for _ in 0..cfg.grad_accum {
             let recs: Vec<Record> = (0..cfg.batch).map(|_| stream.next_record()).collect();
-            let shards = shard_gradients(&model, &recs, &vars, threads)?;
+            let shards = on_threads(&recs, threads, |chunk| shard_loss(&model, chunk, &vars))?;
             let n_micro: usize = shards.iter().map(|s| s.tokens).sum();
             // Mean over the micro-batch's answer tokens, averaged over accumulation steps.
             let scale = 1.0 / (n_micro.max(1) * cfg.grad_accum) as f64;
