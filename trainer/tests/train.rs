@@ -317,3 +317,38 @@ fn bad_training_data_is_a_clear_error() {
     let e = trainer::train(&cfg).unwrap_err().to_string();
     assert!(e.contains("missing.jsonl"), "{e}");
 }
+
+#[test]
+fn the_training_forward_computes_what_inference_computes() {
+    // The differentiable path (composite softmax, plain-op RoPE, no cache) must give the logits
+    // of the inference path, or training would optimise another function than `ask` runs.
+    for (family, image) in [
+        ("fuyu-tiny", "wide.png"),
+        ("solo-tiny", "wide.png"),
+        ("eve1-tiny", "wide.png"),
+        ("eve2-tiny", "wide.png"),
+        ("hovle-tiny", "wide_2x1.png"),
+        ("monointernvl-tiny", "square_small.png"),
+    ] {
+        let dir = fixtures().join(family);
+        let model = Model::load(&dir.join("model"), &LoadOptions::default()).unwrap();
+        let bytes = std::fs::read(dir.join("images").join(image)).unwrap();
+        let img = runtime::image::pilimage::decode_rgb(&bytes, &Default::default()).unwrap();
+        let prep = model.prepare_image(&img).unwrap();
+        let parts = model.turn_parts(PromptFormat::Chat, true, true);
+        let seq = model.build_turn(parts, "What is shown here?", &[prep.slots]).unwrap();
+        let e = model.embed_sequence(&seq, Some(&prep.embeds)).unwrap();
+        let mut cache = model.new_cache();
+        let h_inf = model
+            .forward_with_images(&e, &seq.image_positions, &mut cache)
+            .unwrap();
+        let h_train = model
+            .decoder
+            .forward_train(&e, model.expert_positions(&seq))
+            .unwrap();
+        let a: Vec<f32> = model.decoder.logits(&h_inf).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+        let b: Vec<f32> = model.decoder.logits(&h_train).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+        let d = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
+        assert!(d < 1e-4, "{family}: max |Δlogit| {d} between training and inference forwards");
+    }
+}
