@@ -19,7 +19,7 @@ mkdir -p "$WORK"
 "$BIN" synth --out "$WORK/eval" --count 200 --seed 2
 
 "$BIN" train --model assets/model-src/config.json --data "$WORK/train/data.jsonl" \
-  --eval "$WORK/eval/data.jsonl" --method full --steps "$STEPS" --batch 16 --lr 3e-3 \
+  --eval "$WORK/eval/data.jsonl" --method full --steps "$STEPS" --batch 16 --lr 5e-4 \
   --warmup 100 --eval-every 200 --eval-samples 200 --checkpoint-every 200 --seed 1 \
   --out "$WORK/run"
 
