@@ -336,7 +336,9 @@ fn the_training_forward_computes_what_inference_computes() {
         let img = runtime::image::pilimage::decode_rgb(&bytes, &Default::default()).unwrap();
         let prep = model.prepare_image(&img).unwrap();
         let parts = model.turn_parts(PromptFormat::Chat, true, true);
-        let seq = model.build_turn(parts, "What is shown here?", &[prep.slots]).unwrap();
+        let seq = model
+            .build_turn(parts, "What is shown here?", &[prep.slots])
+            .unwrap();
         let e = model.embed_sequence(&seq, Some(&prep.embeds)).unwrap();
         let mut cache = model.new_cache();
         let h_inf = model
@@ -346,9 +348,30 @@ fn the_training_forward_computes_what_inference_computes() {
             .decoder
             .forward_train(&e, model.expert_positions(&seq))
             .unwrap();
-        let a: Vec<f32> = model.decoder.logits(&h_inf).unwrap().flatten_all().unwrap().to_vec1().unwrap();
-        let b: Vec<f32> = model.decoder.logits(&h_train).unwrap().flatten_all().unwrap().to_vec1().unwrap();
-        let d = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
-        assert!(d < 1e-4, "{family}: max |Δlogit| {d} between training and inference forwards");
+        let a: Vec<f32> = model
+            .decoder
+            .logits(&h_inf)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        let b: Vec<f32> = model
+            .decoder
+            .logits(&h_train)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        let d = a
+            .iter()
+            .zip(&b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0f32, f32::max);
+        assert!(
+            d < 1e-4,
+            "{family}: max |Δlogit| {d} between training and inference forwards"
+        );
     }
 }
