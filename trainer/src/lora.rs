@@ -6,7 +6,7 @@ use crate::params::{copy_model_files, Params};
 use candle_core::{DType, Device, Tensor, Var};
 use rand::{Rng, SeedableRng};
 use runtime::adapter::{Adapters, LoraConfig, LoraDelta, LoraDropout};
-use runtime::checkpoint::{HfFolder, TensorSource};
+use runtime::checkpoint::HfFolder;
 use runtime::Model;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -210,13 +210,7 @@ pub fn merge_into_folder(base: &Path, adapter: &Path, out: &Path) -> Result<usiz
     }
     let folder = HfFolder::open(base)?;
     let adapters = Adapters::load_peft(adapter, &Device::Cpu)?;
-    let mut tensors = BTreeMap::new();
-    for name in folder.tensors.names() {
-        tensors.insert(
-            name.clone(),
-            folder.tensors.load(&name, DType::F32, &Device::Cpu)?,
-        );
-    }
+    let mut tensors = crate::params::load_all(&folder.tensors, DType::F32, &Device::Cpu)?;
     let mut merged = 0;
     for (m, d) in &adapters.modules {
         let wname = format!("{m}.weight");

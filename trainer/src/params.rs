@@ -24,8 +24,7 @@ impl Params {
     ) -> Result<Self> {
         let mut frozen = BTreeMap::new();
         let mut vars = BTreeMap::new();
-        for name in src.names() {
-            let t = src.load(&name, dtype, device)?;
+        for (name, t) in load_all(src, dtype, device)? {
             if trainable(&name) {
                 vars.insert(name, Var::from_tensor(&t)?);
             } else {
@@ -63,6 +62,20 @@ impl Params {
     pub fn total_elements(&self) -> usize {
         self.trainable_elements() + self.frozen.values().map(|t| t.elem_count()).sum::<usize>()
     }
+}
+
+/// Every tensor of `src`, by name, in `dtype` on `device`.
+pub fn load_all(
+    src: &dyn TensorSource,
+    dtype: DType,
+    device: &Device,
+) -> Result<BTreeMap<String, Tensor>> {
+    let mut all = BTreeMap::new();
+    for name in src.names() {
+        let t = src.load(&name, dtype, device)?;
+        all.insert(name, t);
+    }
+    Ok(all)
 }
 
 /// A source that remembers which tensors were read (to learn which belong to the front end).

@@ -239,11 +239,7 @@ pub fn open_model(
     let folder = HfFolder::open(path)?;
     let tok = Tokenizer::from_dir(path)?;
     let model = Model::from_folder(&folder, tok, &opts, None)?;
-    let mut all = BTreeMap::new();
-    use runtime::checkpoint::TensorSource;
-    for n in folder.tensors.names() {
-        all.insert(n.clone(), folder.tensors.load(&n, DType::F32, device)?);
-    }
+    let all = crate::params::load_all(&folder.tensors, DType::F32, device)?;
     Ok((model, MemoryTensors::new(all), path.to_path_buf()))
 }
 

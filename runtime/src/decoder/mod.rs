@@ -586,17 +586,7 @@ impl Decoder {
     ) -> Result<Forward> {
         let t = x.dim(0)?;
         let start = cache.len;
-        if start + t > self.spec.max_position {
-            return Err(Error::ContextOverflow {
-                tokens: start + t,
-                context: self.spec.max_position,
-            });
-        }
-        let rows = if self.has_experts() {
-            Rows::new(t, image_rows, &self.device)?
-        } else {
-            Rows::Text
-        };
+        let rows = self.route(start, t, image_rows)?;
         let n_pre = self.pre_layers();
         if cache.layers.len() != n_pre + self.main.blocks.len() {
             return Err(Error::InvalidArgument(
@@ -612,19 +602,24 @@ impl Decoder {
     /// The whole sequence `x` (positions `0..T`) without a cache, through ops that all have a
     /// backward pass: the training forward. Returns the normed hidden states `[T, D]`.
     pub fn forward_train(&self, x: &Tensor, image_rows: &[usize]) -> Result<Tensor> {
-        let t = x.dim(0)?;
-        if t > self.spec.max_position {
+        let rows = self.route(0, x.dim(0)?, image_rows)?;
+        Ok(self.run_stacks(x, &rows, 0, None, None)?.hidden)
+    }
+
+    /// Checks that positions `start..start+t` fit the context and says which of the `t` rows take
+    /// the expert weights.
+    fn route(&self, start: usize, t: usize, image_rows: &[usize]) -> Result<Rows> {
+        if start + t > self.spec.max_position {
             return Err(Error::ContextOverflow {
-                tokens: t,
+                tokens: start + t,
                 context: self.spec.max_position,
             });
         }
-        let rows = if self.has_experts() {
-            Rows::new(t, image_rows, &self.device)?
+        if self.has_experts() {
+            Rows::new(t, image_rows, &self.device)
         } else {
-            Rows::Text
-        };
-        Ok(self.run_stacks(x, &rows, 0, None, None)?.hidden)
+            Ok(Rows::Text)
+        }
     }
 
     fn run_stacks(
