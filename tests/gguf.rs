@@ -332,7 +332,6 @@ fn python_with_gguf() -> Option<String> {
 
 #[test]
 fn llama_cpp_gguf_reader_parses_our_files() {
-    use runtime::checkpoint::TensorSource;
     let Some(py) = python_with_gguf() else {
         // CI names its interpreter explicitly: there a missing `gguf` package is a failure.
         assert!(
@@ -345,6 +344,11 @@ fn llama_cpp_gguf_reader_parses_our_files() {
         return;
     };
     let tmp = tempfile::tempdir().expect("tempdir");
+    let full_keys = [
+        "general.architecture",
+        "monovlm.quant_policy",
+        "monovlm.file.config.json",
+    ];
     for (name, target) in [
         ("fuyu-tiny", QuantType::Q4K),
         ("fuyu-tiny", QuantType::Q5K),
@@ -356,58 +360,78 @@ fn llama_cpp_gguf_reader_parses_our_files() {
         ("monointernvl-tiny", QuantType::F32),
     ] {
         let file = convert(name, target, tmp.path());
-        let out = std::process::Command::new(&py)
-            .args(["-c", PY_READER])
-            .arg(&file)
-            .output()
-            .expect("run python");
+        gguf_py_agrees(&py, &file, &format!("{name} {}", target.name()), &full_keys);
+    }
+    // `--text-only` files are llama.cpp text models: its reader sees their hyper-parameters.
+    for (name, arch) in [("solo-tiny", "llama"), ("eve2-tiny", "qwen2")] {
+        let file = tmp.path().join(format!("{name}-text.gguf"));
+        quantize::text_only::export_text_only(
+            &fixture(name).join("model"),
+            &file,
+            QuantType::Q8_0,
+            false,
+        )
+        .expect("text-only export");
+        let keys = [
+            format!("{arch}.block_count"),
+            format!("{arch}.attention.head_count_kv"),
+            "tokenizer.ggml.tokens".to_string(),
+        ];
+        let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+        gguf_py_agrees(&py, &file, &format!("{name} text-only"), &keys);
+    }
+}
+
+/// gguf-py parses `file`, its tensor types, shapes and dequantized sums match ours, and it sees
+/// every key of `keys`.
+fn gguf_py_agrees(py: &str, file: &Path, what: &str, keys: &[&str]) {
+    use runtime::checkpoint::TensorSource;
+    let out = std::process::Command::new(py)
+        .args(["-c", PY_READER])
+        .arg(file)
+        .output()
+        .expect("run python");
+    assert!(
+        out.status.success(),
+        "{what}: gguf reader failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ours = GgufFile::open(file).expect("open");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut seen = 0;
+    for line in text.lines() {
+        let f: Vec<&str> = line.split(' ').collect();
+        if f[0] == "K" {
+            continue;
+        }
+        let (tname, ty, shape, sum) = (f[1], f[2], f[3], f[4]);
+        let info = &ours.tensors[tname];
+        let our_ty = runtime::checkpoint::gguf::ggml_dtype_name(info.dtype);
+        assert_eq!(ty.to_ascii_lowercase(), our_ty, "{what}: {tname}");
+        let mut dims: Vec<usize> = shape.split(',').map(|d| d.parse().expect("dim")).collect();
+        dims.reverse();
+        assert_eq!(dims, info.shape, "{what}: {tname}");
+        let theirs: f64 = sum.parse().expect("sum");
+        let t = ours
+            .load(tname, candle_core::DType::F64, &candle_core::Device::Cpu)
+            .expect("load");
+        let mine: f64 = t
+            .flatten_all()
+            .and_then(|t| t.sum_all())
+            .and_then(|t| t.to_scalar())
+            .expect("sum");
         assert!(
-            out.status.success(),
-            "{name} {}: gguf reader failed: {}",
-            target.name(),
-            String::from_utf8_lossy(&out.stderr)
+            (mine - theirs).abs() <= 1e-3 * (1.0 + theirs.abs()),
+            "{what}: {tname}: dequantized sum {mine} vs llama.cpp's {theirs}"
         );
-        let ours = GgufFile::open(&file).expect("open");
-        let text = String::from_utf8_lossy(&out.stdout);
-        let mut seen = 0;
-        for line in text.lines() {
-            let f: Vec<&str> = line.split(' ').collect();
-            if f[0] == "K" {
-                continue;
-            }
-            let (tname, ty, shape, sum) = (f[1], f[2], f[3], f[4]);
-            let info = &ours.tensors[tname];
-            let our_ty = runtime::checkpoint::gguf::ggml_dtype_name(info.dtype);
-            assert_eq!(ty.to_ascii_lowercase(), our_ty, "{tname}");
-            let mut dims: Vec<usize> = shape.split(',').map(|d| d.parse().expect("dim")).collect();
-            dims.reverse();
-            assert_eq!(dims, info.shape, "{tname}");
-            let theirs: f64 = sum.parse().expect("sum");
-            let t = ours
-                .load(tname, candle_core::DType::F64, &candle_core::Device::Cpu)
-                .expect("load");
-            let mine: f64 = t
-                .flatten_all()
-                .and_then(|t| t.sum_all())
-                .and_then(|t| t.to_scalar())
-                .expect("sum");
-            assert!(
-                (mine - theirs).abs() <= 1e-3 * (1.0 + theirs.abs()),
-                "{tname}: dequantized sum {mine} vs llama.cpp's {theirs}"
-            );
-            seen += 1;
-        }
-        assert_eq!(seen, ours.tensors.len(), "{name}: tensor count");
-        for key in [
-            "general.architecture",
-            "monovlm.quant_policy",
-            "monovlm.file.config.json",
-        ] {
-            assert!(
-                text.contains(&format!("K {key}\n")),
-                "{key} not seen by gguf-py"
-            );
-        }
+        seen += 1;
+    }
+    assert_eq!(seen, ours.tensors.len(), "{what}: tensor count");
+    for key in keys {
+        assert!(
+            text.contains(&format!("K {key}\n")),
+            "{what}: {key} not seen by gguf-py"
+        );
     }
 }
 

@@ -19,10 +19,31 @@ pub struct QuantizeArgs {
     /// Do not print the per-tensor policy table.
     #[arg(long)]
     pub quiet: bool,
+    /// Write only the text decoder, as a llama.cpp `llama`/`qwen2` model (SOLO, EVE v1, EVE v2's
+    /// text branch): llama.cpp then runs the very same weights, for side-by-side benchmarks.
+    #[arg(long)]
+    pub text_only: bool,
 }
 
 pub fn run(a: QuantizeArgs) -> Result<ExitCode> {
     let target: QuantType = a.ty.parse()?;
+    if a.text_only {
+        let s = quantize::text_only::export_text_only(&a.folder, &a.output, target, !a.quiet)
+            .with_context(|| format!("converting {}", a.folder.display()))?;
+        if !a.quiet {
+            print!("{}", policy_table(&s.policy));
+        }
+        println!(
+            "wrote {} (text decoder of the {} model as llama.cpp `{}`, {}, {} tensors, {:.2} MiB)",
+            a.output.display(),
+            s.family,
+            s.arch,
+            target.name(),
+            s.policy.len(),
+            s.bytes as f64 / (1024.0 * 1024.0)
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
     let opts = Options {
         target,
         progress: !a.quiet,

@@ -11,6 +11,7 @@
 //! interrupted run never leaves a partial `.gguf` under the requested name.
 
 pub mod quality;
+pub mod text_only;
 
 use candle_core::quantized::gguf_file::{self, Value};
 use candle_core::quantized::{GgmlDType, QTensor};
@@ -370,8 +371,23 @@ pub fn quantize(dir: &Path, out: &Path, opts: &Options) -> Result<Summary> {
     }
     bar.finish_and_clear();
 
+    let bytes = write_atomically(out, &metadata, &tensors)?;
+    Ok(Summary {
+        family,
+        policy,
+        embedded,
+        bytes,
+    })
+}
+
+/// Writes the GGUF to a temporary file beside `out` and renames it into place; returns its size.
+pub(crate) fn write_atomically(
+    out: &Path,
+    metadata: &[(String, Value)],
+    tensors: &[(String, QTensor)],
+) -> Result<u64> {
     let tmp = temp_path(out);
-    let result = write_gguf(&tmp, &metadata, &tensors).and_then(|()| {
+    let result = write_gguf(&tmp, metadata, tensors).and_then(|()| {
         std::fs::rename(&tmp, out).map_err(|source| QuantizeError::Io {
             path: out.to_path_buf(),
             source,
@@ -381,18 +397,12 @@ pub fn quantize(dir: &Path, out: &Path, opts: &Options) -> Result<Summary> {
         let _ = std::fs::remove_file(&tmp);
     }
     result?;
-    let bytes = std::fs::metadata(out)
+    Ok(std::fs::metadata(out)
         .map_err(|source| QuantizeError::Io {
             path: out.to_path_buf(),
             source,
         })?
-        .len();
-    Ok(Summary {
-        family,
-        policy,
-        embedded,
-        bytes,
-    })
+        .len())
 }
 
 /// `dir/.name.tmp-PID`: same folder (so the rename is atomic), hidden, unique per process.
