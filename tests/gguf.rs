@@ -1,7 +1,7 @@
 //! HF checkpoint → GGUF → runtime: f32 files reproduce the dense model, q8_0 files keep the
 //! argmax of the logits, and malformed GGUF files give errors (never panics or huge allocations).
 
-use monovlm_e2e::fixture;
+use monovlm_e2e::{fixture, Gguf};
 use quantize::{quantize, Options, QuantType};
 use runtime::checkpoint::GgufFile;
 use runtime::reference::{all_passed, check_fixture, top1_over, CaseReport};
@@ -127,48 +127,6 @@ fn gguf_is_self_contained() {
 }
 
 // ---- malformed files -------------------------------------------------------------------------
-
-/// A GGUF v3 header writer for hand-made (possibly malformed) files.
-struct Gguf(Vec<u8>);
-
-impl Gguf {
-    fn new(version: u32, n_tensors: u64, n_kv: u64) -> Self {
-        let mut b = b"GGUF".to_vec();
-        b.extend(version.to_le_bytes());
-        b.extend(n_tensors.to_le_bytes());
-        b.extend(n_kv.to_le_bytes());
-        Gguf(b)
-    }
-    fn str(mut self, s: &str) -> Self {
-        self.0.extend((s.len() as u64).to_le_bytes());
-        self.0.extend(s.as_bytes());
-        self
-    }
-    fn u32(mut self, v: u32) -> Self {
-        self.0.extend(v.to_le_bytes());
-        self
-    }
-    fn u64(mut self, v: u64) -> Self {
-        self.0.extend(v.to_le_bytes());
-        self
-    }
-    /// One tensor entry: name, dims (GGUF order), type, offset.
-    fn tensor(self, name: &str, dims: &[u64], ty: u32, offset: u64) -> Self {
-        let mut g = self.str(name).u32(dims.len() as u32);
-        for &d in dims {
-            g = g.u64(d);
-        }
-        g.u32(ty).u64(offset)
-    }
-    /// Pads to 32 and appends `n` data bytes.
-    fn data(mut self, n: usize) -> Vec<u8> {
-        while !self.0.len().is_multiple_of(32) {
-            self.0.push(0);
-        }
-        self.0.extend(std::iter::repeat_n(0u8, n));
-        self.0
-    }
-}
 
 fn open_bytes(bytes: &[u8]) -> Result<GgufFile, String> {
     let tmp = tempfile::tempdir().expect("tempdir");

@@ -69,7 +69,10 @@ fn gui(model: Option<std::path::PathBuf>) -> anyhow::Result<ExitCode> {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(e),
+    };
     let Some(command) = cli.command else {
         if monovlm_gui::display_available() {
             return finish(gui(None));
@@ -92,6 +95,33 @@ fn main() -> ExitCode {
         Command::Eval(a) => cli_train::eval(a),
         Command::Gui(a) => gui(a.model),
     })
+}
+
+/// `--help`/`--version` print as clap renders them; a usage mistake (unknown flag, missing or
+/// non-UTF-8 argument) is one `error: …` line like every other failure, exit code 2.
+fn usage_error(e: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        let _ = e.print();
+        return if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+            ExitCode::from(2)
+        } else {
+            ExitCode::SUCCESS
+        };
+    }
+    let rendered = e.render().to_string();
+    let first = rendered
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("invalid arguments");
+    let msg = first.trim().trim_start_matches("error:").trim();
+    eprintln!("error: {msg} (see --help)");
+    ExitCode::from(2)
 }
 
 fn finish(result: anyhow::Result<ExitCode>) -> ExitCode {

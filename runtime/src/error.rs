@@ -36,6 +36,8 @@ pub enum Error {
     Image(String),
     #[error("prompt too long: {tokens} tokens exceed the context length of {context}")]
     ContextOverflow { tokens: usize, context: usize },
+    #[error("the model produced non-finite logits (NaN or infinity) at generated token {step}: its weights are corrupt or its activations overflowed")]
+    NonFiniteLogits { step: usize },
     #[error("{0}")]
     Unsupported(String),
     #[error("invalid argument: {0}")]

@@ -140,40 +140,10 @@ fn every_cut_point_and_flip_no_panic() {
     assert!(n > 10_000);
 }
 
-fn png_with_size(w: u32, h: u32, color_type: u8) -> Vec<u8> {
-    let mut ihdr = Vec::new();
-    ihdr.extend_from_slice(&w.to_be_bytes());
-    ihdr.extend_from_slice(&h.to_be_bytes());
-    ihdr.extend_from_slice(&[8, color_type, 0, 0, 0]);
-    let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
-    for (ty, d) in [
-        (&b"IHDR"[..], &ihdr[..]),
-        (b"IDAT", &[0x78, 0x9c, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01]),
-        (b"IEND", &[]),
-    ] {
-        out.extend_from_slice(&(d.len() as u32).to_be_bytes());
-        out.extend_from_slice(ty);
-        out.extend_from_slice(d);
-        let mut crc = 0xFFFF_FFFFu32;
-        for &b in ty.iter().chain(d) {
-            crc ^= b as u32;
-            for _ in 0..8 {
-                crc = if crc & 1 != 0 {
-                    (crc >> 1) ^ 0xEDB8_8320
-                } else {
-                    crc >> 1
-                };
-            }
-        }
-        out.extend_from_slice(&(!crc).to_be_bytes());
-    }
-    out
-}
-
 #[test]
 fn decompression_bombs_refused_from_header() {
     let l = DecodeLimits::default();
-    let r = decode_rgb(&png_with_size(100_000, 100_000, 2), &l);
+    let r = decode_rgb(&monovlm_e2e::png_with_size(100_000, 100_000, 2), &l);
     assert!(
         matches!(
             r,
@@ -233,7 +203,7 @@ fn decompression_bombs_refused_from_header() {
     ));
     // zero-sized
     assert!(matches!(
-        decode_rgb(&png_with_size(0, 5, 2), &l),
+        decode_rgb(&monovlm_e2e::png_with_size(0, 5, 2), &l),
         Err(ImageError::ZeroSize { .. }) | Err(ImageError::Corrupt { .. })
     ));
 }

@@ -76,6 +76,7 @@ pub fn greedy_continuation(
     let mut logits: Vec<f32> = model.decoder.logits(&last)?.flatten_all()?.to_vec1()?;
     let mut out = Vec::with_capacity(n);
     for step in 0..n {
+        check_finite(&logits, step)?;
         let t = sampler.sample(&mut logits, &ranges, &[]);
         out.push(t);
         if step + 1 < n {
@@ -159,6 +160,7 @@ impl<'m> Chat<'m> {
             if out_ids.len() >= opts.max_tokens {
                 break;
             }
+            check_finite(&logits, out_ids.len())?;
             let tok = sampler.sample(&mut logits, &suppress, &self.history);
             if opts.stop_at_eos && model.spec.generation.stop_ids.contains(&tok) {
                 finish = FinishReason::Stop;
@@ -360,5 +362,14 @@ mod tests {
         let err = chat.replay("hi", &[], &long).unwrap_err();
         assert!(matches!(err, Error::ContextOverflow { .. }), "{err}");
         assert!(chat.is_empty());
+    }
+}
+
+/// NaN/∞ logits would make every sampler return token 0 forever: a corrupt model must say so.
+fn check_finite(logits: &[f32], step: usize) -> Result<()> {
+    if logits.iter().all(|l| l.is_finite()) {
+        Ok(())
+    } else {
+        Err(Error::NonFiniteLogits { step })
     }
 }
