@@ -280,6 +280,15 @@ impl<'m> Chat<'m> {
     }
 }
 
+/// NaN/∞ logits would make every sampler return token 0 forever: a corrupt model must say so.
+fn check_finite(logits: &[f32], step: usize) -> Result<()> {
+    if logits.iter().all(|l| l.is_finite()) {
+        Ok(())
+    } else {
+        Err(Error::NonFiniteLogits { step })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -362,14 +371,5 @@ mod tests {
         let err = chat.replay("hi", &[], &long).unwrap_err();
         assert!(matches!(err, Error::ContextOverflow { .. }), "{err}");
         assert!(chat.is_empty());
-    }
-}
-
-/// NaN/∞ logits would make every sampler return token 0 forever: a corrupt model must say so.
-fn check_finite(logits: &[f32], step: usize) -> Result<()> {
-    if logits.iter().all(|l| l.is_finite()) {
-        Ok(())
-    } else {
-        Err(Error::NonFiniteLogits { step })
     }
 }
