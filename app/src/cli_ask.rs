@@ -29,6 +29,9 @@ pub struct ModelArgs {
     /// A PEFT LoRA adapter folder applied on top of the model (not merged).
     #[arg(long)]
     pub lora: Option<PathBuf>,
+    /// Compute device: cpu, cuda[:N] or metal[:N] (`monovlm devices` lists this build's).
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
 }
 
 #[derive(Args, Clone)]
@@ -76,7 +79,7 @@ pub fn load_model(m: &ModelArgs) -> Result<Model> {
     let opts = LoadOptions {
         dtype,
         lora: m.lora.clone(),
-        ..Default::default()
+        device: runtime::device::parse_device(&m.device)?,
     };
     let path = m.path()?;
     Model::load(&path, &opts).with_context(|| format!("loading {}", path.display()))

@@ -14,11 +14,15 @@ pub struct CheckArgs {
     /// Check this model instead of the fixture's own `model/` (e.g. a converted file).
     #[arg(long)]
     pub model: Option<PathBuf>,
+    /// Compute device: cpu, cuda[:N] or metal[:N].
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
 }
 
 pub fn run(a: CheckArgs) -> Result<ExitCode> {
     let opts = LoadOptions {
         dtype: ComputeDtype::F32,
+        device: runtime::device::parse_device(&a.device)?,
         ..Default::default()
     };
     let reports = check_fixture(&a.fixture, a.model.as_deref(), &opts)?;

@@ -54,6 +54,8 @@ enum Command {
     Gui(GuiArgs),
     /// OpenAI-compatible local server: /v1/chat/completions (with images), /v1/models, /health.
     Serve(serve::ServeArgs),
+    /// List the compute backends this build has and the devices they find.
+    Devices,
 }
 
 #[derive(clap::Args)]
@@ -61,6 +63,23 @@ struct GuiArgs {
     /// Hugging Face checkpoint folder or .gguf file (default: the embedded default model).
     #[arg(long, short)]
     model: Option<std::path::PathBuf>,
+}
+
+fn devices() -> anyhow::Result<ExitCode> {
+    for b in runtime::device::backends() {
+        let state = if !b.compiled {
+            "not built"
+        } else if b.devices.is_empty() {
+            "built, no device"
+        } else {
+            "ready"
+        };
+        println!("{:<7} {:<17} {}", b.name, state, b.note);
+        for d in &b.devices {
+            println!("          {d}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn gui(model: Option<std::path::PathBuf>) -> anyhow::Result<ExitCode> {
@@ -94,6 +113,7 @@ fn main() -> ExitCode {
         Command::MergeLora(a) => cli_train::merge(a),
         Command::Eval(a) => cli_train::eval(a),
         Command::Gui(a) => gui(a.model),
+        Command::Devices => devices(),
     })
 }
 

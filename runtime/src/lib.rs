@@ -9,6 +9,7 @@
 pub mod adapter;
 pub mod checkpoint;
 pub mod decoder;
+pub mod device;
 pub mod error;
 pub mod families;
 pub mod frontend;

@@ -176,25 +176,7 @@ impl TrainConfig {
 }
 
 pub fn parse_device(s: &str) -> Result<Device> {
-    match s {
-        "cpu" => Ok(Device::Cpu),
-        s if s == "cuda" || s.starts_with("cuda:") => {
-            let n: usize = s
-                .strip_prefix("cuda:")
-                .map(|n| n.parse())
-                .transpose()
-                .map_err(|_| TrainError::Config(format!("bad device `{s}`")))?
-                .unwrap_or(0);
-            Device::new_cuda(n).map_err(|e| {
-                TrainError::Config(format!(
-                    "device {s}: {e} (build with `--features cuda` on a machine with CUDA)"
-                ))
-            })
-        }
-        _ => Err(TrainError::Config(format!(
-            "unknown device `{s}` (cpu, cuda[:N])"
-        ))),
-    }
+    runtime::device::parse_device(s).map_err(|e| TrainError::Config(e.to_string()))
 }
 
 /// A model to train: loaded from an HF folder, or freshly initialised from a config file.
