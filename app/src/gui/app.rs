@@ -114,6 +114,8 @@ pub struct MonoApp {
     pub(crate) backend: Backend,
     pub(crate) model: ModelState,
     pub(crate) model_path: Option<PathBuf>,
+    /// The device models load on (`cpu`, `cuda:0`, `metal:0`).
+    pub(crate) device: String,
     pub(crate) streaming: Option<Streaming>,
     pub(crate) errors: Vec<String>,
     pub(crate) preview: Option<PreviewTarget>,
@@ -143,6 +145,7 @@ impl MonoApp {
             backend: Backend::new(),
             model: ModelState::None,
             model_path: None,
+            device: "cpu".into(),
             streaming: None,
             errors,
             preview: None,
@@ -225,7 +228,7 @@ impl MonoApp {
             since: Instant::now(),
         };
         self.model_path = Some(path.clone());
-        self.backend.send(Request::Load(path));
+        self.backend.send(Request::Load(path, self.device.clone()));
     }
 
     fn model_failed(&mut self, msg: String) {

@@ -5,9 +5,28 @@ use crate::app::{ModelState, MonoApp};
 use crate::transcript::model_name;
 use std::path::PathBuf;
 
-/// Devices compiled into this build that can run the model here.
-pub fn available_devices() -> Vec<&'static str> {
-    vec!["CPU"]
+/// Devices compiled into this build and found here: (label, `--device` name).
+pub fn available_devices() -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for b in runtime::device::backends() {
+        if !b.compiled {
+            continue;
+        }
+        if b.name == "cpu" {
+            out.push(("CPU".to_string(), "cpu".to_string()));
+            continue;
+        }
+        for d in &b.devices {
+            let n = d.rsplit(':').next().unwrap_or("0");
+            let label = match b.name {
+                "cuda" => format!("CUDA {n}"),
+                "metal" => format!("Metal {n}"),
+                other => format!("{other} {n}"),
+            };
+            out.push((label, d.clone()));
+        }
+    }
+    out
 }
 
 enum Action {
@@ -194,17 +213,31 @@ impl MonoApp {
                 ui.separator();
                 let device_label = ui.label(egui::RichText::new("Device").strong());
                 let devices = available_devices();
-                let mut device = 0usize;
+                let mut device = devices
+                    .iter()
+                    .position(|(_, name)| *name == self.device)
+                    .unwrap_or(0);
+                let before_device = device;
+                let selected = devices.get(device).map_or("CPU", |(l, _)| l.as_str());
                 egui::ComboBox::from_id_salt("device")
-                    .selected_text(devices[device])
+                    .selected_text(selected)
                     .show_ui(ui, |ui| {
-                        for (i, d) in devices.iter().enumerate() {
-                            ui.selectable_value(&mut device, i, *d);
+                        for (i, (label, _)) in devices.iter().enumerate() {
+                            ui.selectable_value(&mut device, i, label.as_str());
                         }
                     })
                     .response
                     .labelled_by(device_label.id)
                     .on_hover_text("Devices compiled into this build and available here");
+                if device != before_device && !busy {
+                    if let Some((_, name)) = devices.get(device) {
+                        self.device = name.clone();
+                        // The loaded model moves to the new device: load it again there.
+                        if let Some(path) = self.model_path.clone() {
+                            actions.push(Action::Load(path));
+                        }
+                    }
+                }
 
                 ui.add_space(8.0);
                 ui.separator();

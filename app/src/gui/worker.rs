@@ -40,7 +40,8 @@ pub struct GenRequest {
 }
 
 pub enum Request {
-    Load(PathBuf),
+    /// A model file or folder, and the device (`cpu`, `cuda:0`, …) to load it on.
+    Load(PathBuf, String),
     Generate(GenRequest),
 }
 
@@ -139,9 +140,17 @@ fn worker(rx: Receiver<Request>, out: Notify) {
             },
         };
         match req {
-            Request::Load(path) => {
-                let loaded =
-                    std::panic::catch_unwind(|| Model::load(&path, &LoadOptions::default()));
+            Request::Load(path, device) => {
+                let loaded = std::panic::catch_unwind(|| {
+                    let device = runtime::device::parse_device(&device)?;
+                    Model::load(
+                        &path,
+                        &LoadOptions {
+                            device,
+                            ..LoadOptions::default()
+                        },
+                    )
+                });
                 match loaded {
                     Ok(Ok(model)) => {
                         let model = Arc::new(model);
@@ -179,7 +188,7 @@ fn serve(model: &Model, rx: &Receiver<Request>, out: &Notify) -> Option<Request>
     let mut cached: Option<Cached<'_>> = None;
     for req in rx.iter() {
         let g = match req {
-            Request::Load(p) => return Some(Request::Load(p)),
+            Request::Load(p, d) => return Some(Request::Load(p, d)),
             Request::Generate(g) => g,
         };
         let run = std::panic::AssertUnwindSafe(|| generate(model, &mut cached, &g, out));
