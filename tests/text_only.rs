@@ -159,7 +159,11 @@ fn qwen2_text_branch_keeps_biases_and_leaves_the_experts_out() {
     // q8_0 where the rows fit its blocks, as in the full conversion.
     let q = &f.tensors["blk.0.attn_q.weight"];
     let row = q.shape[1];
-    let expect = if row.is_multiple_of(32) { "q8_0" } else { "f16" };
+    let expect = if row.is_multiple_of(32) {
+        "q8_0"
+    } else {
+        "f16"
+    };
     assert_eq!(runtime::checkpoint::gguf::ggml_dtype_name(q.dtype), expect);
 }
 
