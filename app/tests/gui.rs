@@ -1,10 +1,11 @@
 //! The desktop app driven headlessly through egui_kittest (rendered with wgpu on Mesa's lavapipe,
-//! no display needed), with a real model: the tiny random-weight Fuyu fixture. Its answers are
+//! no display needed), with real models: the tiny random-weight Fuyu fixture, whose answers are
 //! gibberish by design, so the tests check structure (streaming, stop, stats, persistence), and
-//! the snapshots mask the only moving numbers (tokens/s).
+//! the snapshots mask the only moving numbers (tokens/s); and the embedded default model, whose
+//! answer to an example image must be right.
 //!
 //! Snapshots live in `tests/snapshots/`; refresh them with `UPDATE_SNAPSHOTS=1`.
-//! `MONOVLM_GUI_SCREENSHOT=path.png` also saves a render of the conversation test's final state
+//! `MONOVLM_GUI_SCREENSHOT=path.png` also saves a render of the embedded model's conversation
 //! (how `docs/gui.png` is made).
 
 use egui_kittest::kittest::Queryable;
@@ -209,10 +210,6 @@ fn ask_about_a_dropped_image_and_see_the_streamed_answer() {
     h.get_by_label("Image 1 of message 1").click_accesskit();
     h.run_steps(3);
     assert!(h.query_by_label_contains("image tokens").is_some());
-    if let Ok(path) = std::env::var("MONOVLM_GUI_SCREENSHOT") {
-        let img = h.render().expect("render");
-        img.save(&path).expect("save the screenshot");
-    }
 
     // The conversation was saved as JSON in the data folder.
     let saved = h.state().saved_conversations();
@@ -617,4 +614,40 @@ impl Drop for DirGuard {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
+}
+
+/// The embedded default model (no model given: `assets/monovlm-tiny-q8_0.gguf`) answers the first
+/// README example: the answer in the transcript is the generator's ground truth for that image
+/// (`assets/examples/examples.jsonl`, written by `monovlm synth`), not our own earlier output.
+/// `MONOVLM_GUI_SCREENSHOT=path.png` saves this conversation (how `docs/gui.png` is made).
+#[test]
+fn the_embedded_model_answers_an_example_image() {
+    let examples = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../assets/examples");
+    let text = std::fs::read_to_string(examples.join("examples.jsonl")).expect("examples.jsonl");
+    let rec: serde_json::Value =
+        serde_json::from_str(text.lines().next().expect("an example")).expect("json");
+    let image = examples.join(rec["image"].as_str().expect("image"));
+    let question = rec["conversations"][0]["value"]
+        .as_str()
+        .expect("question")
+        .trim_start_matches("<image>\n");
+    let answer = rec["conversations"][1]["value"].as_str().expect("answer");
+
+    let data = tempfile::tempdir().unwrap();
+    let mut h = harness_with(app(None, data.path(), 32), false);
+    wait_model(&mut h);
+    drop_file(&mut h, image);
+    type_message(&mut h, question);
+    h.key_press(egui::Key::Enter);
+    h.step();
+    step_until(&mut h, "the answer", |a| !a.is_generating());
+    assert!(h.state().errors().is_empty(), "{:?}", h.state().errors());
+    assert_eq!(answer_text(h.state()).trim(), answer, "{question}");
+    h.get_by_label("Image 1 of message 1").click_accesskit();
+    h.run_steps(3);
+    if let Ok(path) = std::env::var("MONOVLM_GUI_SCREENSHOT") {
+        let img = h.render().expect("render");
+        img.save(&path).expect("save the screenshot");
+    }
+    snapshot(&mut h, "embedded_model_answer");
 }
