@@ -71,6 +71,42 @@ pub fn parse_device(spec: &str) -> Result<Device> {
     )))
 }
 
+/// A GPU backend: its devices `name:0`, `name:1`, … up to the first that fails to open.
+fn probe(
+    name: &'static str,
+    compiled: bool,
+    open: fn(usize) -> candle_core::Result<Device>,
+    not_compiled: &str,
+) -> Backend {
+    if !compiled {
+        return Backend {
+            name,
+            compiled,
+            devices: Vec::new(),
+            note: not_compiled.into(),
+        };
+    }
+    let mut devices = Vec::new();
+    let mut note = String::new();
+    for i in 0..16 {
+        match open(i) {
+            Ok(_) => devices.push(format!("{name}:{i}")),
+            Err(e) => {
+                if devices.is_empty() {
+                    note = format!("no device: {e}");
+                }
+                break;
+            }
+        }
+    }
+    Backend {
+        name,
+        compiled,
+        devices,
+        note,
+    }
+}
+
 /// Every backend, compiled in or not, with the devices it finds.
 pub fn backends() -> Vec<Backend> {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -80,60 +116,18 @@ pub fn backends() -> Vec<Backend> {
         devices: vec![format!("cpu: {cores} threads ({})", std::env::consts::ARCH)],
         note: String::new(),
     }];
-    let probe = |prefix: &'static str, make: fn(usize) -> candle_core::Result<Device>| {
-        let mut found = Vec::new();
-        let mut last_err = None;
-        for i in 0..16 {
-            match make(i) {
-                Ok(_) => found.push(format!("{prefix}:{i}")),
-                Err(e) => {
-                    last_err = Some(e.to_string());
-                    break;
-                }
-            }
-        }
-        (found, last_err)
-    };
-    let (devices, note) = if CUDA_COMPILED {
-        let (found, err) = probe("cuda", Device::new_cuda);
-        let note = if found.is_empty() {
-            format!("no device: {}", err.unwrap_or_default())
-        } else {
-            String::new()
-        };
-        (found, note)
-    } else {
-        (
-            Vec::new(),
-            "not compiled in (`--features cuda`, needs the CUDA toolkit)".into(),
-        )
-    };
-    out.push(Backend {
-        name: "cuda",
-        compiled: CUDA_COMPILED,
-        devices,
-        note,
-    });
-    let (devices, note) = if METAL_COMPILED {
-        let (found, err) = probe("metal", Device::new_metal);
-        let note = if found.is_empty() {
-            format!("no device: {}", err.unwrap_or_default())
-        } else {
-            String::new()
-        };
-        (found, note)
-    } else {
-        (
-            Vec::new(),
-            "not compiled in (macOS with `--features metal`)".into(),
-        )
-    };
-    out.push(Backend {
-        name: "metal",
-        compiled: METAL_COMPILED,
-        devices,
-        note,
-    });
+    out.push(probe(
+        "cuda",
+        CUDA_COMPILED,
+        Device::new_cuda,
+        "not compiled in (`--features cuda`, needs the CUDA toolkit)",
+    ));
+    out.push(probe(
+        "metal",
+        METAL_COMPILED,
+        Device::new_metal,
+        "not compiled in (macOS with `--features metal`)",
+    ));
     out.push(Backend {
         name: "vulkan",
         compiled: false,
