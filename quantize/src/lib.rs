@@ -348,19 +348,11 @@ pub fn quantize(dir: &Path, out: &Path, opts: &Options) -> Result<Summary> {
         embedded.push(name.to_string());
     }
 
-    let bar = if opts.progress {
-        indicatif::ProgressBar::new(policy.len() as u64)
-    } else {
-        indicatif::ProgressBar::hidden()
-    };
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{prefix} [{bar:40}] {pos}/{len} tensors {elapsed_precise} {wide_msg}",
-        )
-        .map_err(|e| QuantizeError::InvalidArgument(e.to_string()))?
-        .progress_chars("=> "),
-    );
-    bar.set_prefix(format!("quantizing to {}", opts.target.name()));
+    let bar = progress_bar(
+        policy.len(),
+        format!("quantizing to {}", opts.target.name()),
+        opts.progress,
+    )?;
     let mut tensors = Vec::with_capacity(policy.len());
     for e in &policy {
         bar.set_message(e.name.clone());
@@ -378,6 +370,28 @@ pub fn quantize(dir: &Path, out: &Path, opts: &Options) -> Result<Summary> {
         embedded,
         bytes,
     })
+}
+
+/// The per-tensor bar of a conversion on stderr (hidden when `show` is false).
+pub(crate) fn progress_bar(
+    tensors: usize,
+    prefix: String,
+    show: bool,
+) -> Result<indicatif::ProgressBar> {
+    let bar = if show {
+        indicatif::ProgressBar::new(tensors as u64)
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{prefix} [{bar:40}] {pos}/{len} tensors {elapsed_precise} {wide_msg}",
+        )
+        .map_err(|e| QuantizeError::InvalidArgument(e.to_string()))?
+        .progress_chars("=> "),
+    );
+    bar.set_prefix(prefix);
+    Ok(bar)
 }
 
 /// Writes the GGUF to a temporary file beside `out` and renames it into place; returns its size.

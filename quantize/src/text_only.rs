@@ -8,11 +8,13 @@
 //! k rows are permuted from the half-split layout the way llama.cpp's own converter does.
 //! Modality-expert copies (EVE v2) and the image front end are left out: the text branch stays.
 
-use crate::{tensor_type, write_atomically, PolicyEntry, QuantType, QuantizeError, Result};
+use crate::{
+    progress_bar, tensor_type, write_atomically, PolicyEntry, QuantType, QuantizeError, Result,
+};
 use candle_core::quantized::gguf_file::Value;
 use candle_core::quantized::QTensor;
 use candle_core::{DType, Device, Tensor};
-use runtime::checkpoint::{HfFolder, NameAliases, TensorSource};
+use runtime::checkpoint::{HfFolder, TensorSource};
 use runtime::sequence::sentencepiece::{ModelProto, PieceType};
 use runtime::sequence::Tokenizer;
 use runtime::spec::{DecoderSpec, MlpKind, NormKind, QkvLayout};
@@ -63,14 +65,6 @@ pub fn llama_cpp_arch(d: &DecoderSpec) -> std::result::Result<&'static str, Stri
     Ok(if d.qkv_bias { "qwen2" } else { "llama" })
 }
 
-/// The first spelling of `name` the checkpoint has.
-fn resolve(src: &dyn TensorSource, aliases: &NameAliases, name: &str) -> Option<String> {
-    aliases
-        .candidates(name)
-        .into_iter()
-        .find(|c| src.contains(c))
-}
-
 /// `[rows, cols]` → rows regrouped per head from `[first half; second half]` to interleaved
 /// pairs (llama.cpp's `permute` in its HF converter).
 fn permute_for_pairwise_rope(w: &Tensor, heads: usize) -> Result<Tensor> {
@@ -105,9 +99,13 @@ pub fn export_text_only(
     // (gguf name, checkpoint name, heads for the pair permutation)
     let mut plan: Vec<(String, String, Option<usize>)> = Vec::new();
     let mut need = |gguf: String, hf: String, permute: Option<usize>| -> Result<()> {
-        let found = resolve(&folder.tensors, &aliases, &hf).ok_or_else(|| {
-            QuantizeError::InvalidArgument(format!("--text-only: tensor `{hf}` not found"))
-        })?;
+        let found =
+            aliases
+                .find(&folder.tensors, &hf)
+                .ok_or_else(|| runtime::Error::MissingTensor {
+                    tried: aliases.candidates(&hf).join(", "),
+                    name: hf.clone(),
+                })?;
         plan.push((gguf, found, permute));
         Ok(())
     };
@@ -225,12 +223,11 @@ pub fn export_text_only(
         spec.generation.stop_ids.first().copied(),
     )?);
 
-    let bar = if progress {
-        indicatif::ProgressBar::new(plan.len() as u64)
-    } else {
-        indicatif::ProgressBar::hidden()
-    };
-    bar.set_prefix(format!("text-only {arch} {}", target.name()));
+    let bar = progress_bar(
+        plan.len(),
+        format!("text-only {arch} {}", target.name()),
+        progress,
+    )?;
     let mut policy = Vec::with_capacity(plan.len());
     let mut tensors = Vec::with_capacity(plan.len());
     for (gguf, hf, permute) in &plan {

@@ -54,6 +54,13 @@ impl NameAliases {
         )
     }
 
+    /// The first spelling of `name` that `source` holds.
+    pub fn find(&self, source: &dyn TensorSource, name: &str) -> Option<String> {
+        self.candidates(name)
+            .into_iter()
+            .find(|c| source.contains(c))
+    }
+
     /// All candidate spellings of `name`, canonical first.
     pub fn candidates(&self, name: &str) -> Vec<String> {
         let mut out = vec![name.to_string()];
@@ -81,10 +88,7 @@ pub struct Weights<'a> {
 
 impl<'a> Weights<'a> {
     fn resolve(&self, name: &str) -> Option<String> {
-        self.aliases
-            .candidates(name)
-            .into_iter()
-            .find(|c| self.source.contains(c))
+        self.aliases.find(self.source, name)
     }
 
     pub fn contains(&self, name: &str) -> bool {
