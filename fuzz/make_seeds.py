@@ -134,3 +134,31 @@ out("chat_request", "remote_url", json.dumps({"messages": [{"role": "user", "con
     {"type": "image_url", "image_url": {"url": "https://example.invalid/a.png"}}]}]}))
 out("chat_request", "bad_params", json.dumps({"messages": [{"role": "user", "content": "x"}],
                                              "temperature": 9, "top_p": 0, "max_tokens": -1, "top_k": -3}))
+
+# ---- sequence: [model][flags][images][w h (u16 LE) …][prompt] ----------------------------------
+models = sorted(d for d in os.listdir(FIXTURES) if os.path.isfile(os.path.join(FIXTURES, d, "model", "config.json")))
+prompts = ["Which number is written here?", "<image>\nWhat is 12 × 7?", "  <s></s>[INST] é 漢字 🙂 ",
+           "<image><image> two", "", "{prompt}" * 8]
+sizes = [[], [(64, 48)], [(1, 300), (1920, 1080)], [(30, 30), (31, 2), (4000, 4000)]]
+for m in range(len(models)):
+    for f in range(4):
+        for si, s in enumerate(sizes):
+            p = prompts[(m + f + si) % len(prompts)]
+            head = bytes([m, f, len(s)]) + b"".join(struct.pack("<HH", w, h) for w, h in s)
+            out("sequence", f"{models[m]}_f{f}_i{len(s)}", head + p.encode())
+
+# ---- model_files: [model][file][bytes] ---------------------------------------------------------
+FILES = ["tokenizer.json", "tokenizer.model", "tokenizer_config.json", "special_tokens_map.json",
+         "added_tokens.json", "preprocessor_config.json", "generation_config.json",
+         "model.safetensors.index.json"]
+for m, fam in enumerate(models):
+    for k, name in enumerate(FILES):
+        p = os.path.join(FIXTURES, fam, "model", name)
+        if os.path.isfile(p):
+            data = open(p, "rb").read()
+            out("model_files", f"{fam}_{name}", bytes([m, k]) + data)
+            out("model_files", f"{fam}_{name}_cut", bytes([m, k]) + data[: len(data) // 2])
+    out("model_files", f"{fam}_index", bytes([m, 7]) + json.dumps(
+        {"metadata": {"total_size": 8}, "weight_map": {"w": "model.safetensors"}}).encode())
+    out("model_files", f"{fam}_index_escape", bytes([m, 7]) + json.dumps(
+        {"weight_map": {"w": "../../../etc/passwd"}}).encode())

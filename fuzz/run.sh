@@ -25,7 +25,7 @@ cd "$(dirname "$0")"
 
 SECONDS_EACH="${1:-1800}"
 shift || true
-ALL=(gguf safetensors_header image_decode jsonl chat_request)
+ALL=(gguf safetensors_header image_decode jsonl chat_request sequence model_files)
 TARGETS=("$@")
 [ ${#TARGETS[@]} -eq 0 ] && TARGETS=("${ALL[@]}")
 TOOLCHAIN="${FUZZ_TOOLCHAIN:-nightly}"

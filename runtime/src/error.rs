@@ -40,6 +40,9 @@ pub enum Error {
     NonFiniteLogits { step: usize },
     #[error("{0}")]
     Unsupported(String),
+    /// A preflight estimate that exceeds the memory budget (`runtime::memory`).
+    #[error("out of memory: {0}")]
+    OutOfMemory(String),
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
     #[error("tensor math: {0}")]

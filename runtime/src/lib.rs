@@ -15,6 +15,7 @@ pub mod families;
 pub mod frontend;
 pub mod generate;
 pub mod image;
+pub mod memory;
 pub mod model;
 pub mod reference;
 pub mod sequence;

@@ -8,6 +8,7 @@ use crate::error::{Error, Result};
 use crate::families;
 use crate::frontend::Frontend;
 use crate::image::{self, ImagePlan, PatchGrid, RgbImage};
+use crate::memory;
 use crate::sequence::{build_turn, ImageSlots, Sequence, Tokenizer};
 use crate::spec::{Merge, ModelSpec, Part};
 use candle_core::{DType, Device, Tensor};
@@ -134,6 +135,12 @@ impl Model {
     ) -> Result<Self> {
         let family = families::detect(folder)?;
         let (spec, aliases) = (family.build)(folder, &tokenizer)?;
+        let stats = weight_stats(&folder.tensors);
+        memory::check_weights(
+            memory::weights_bytes(&folder.tensors, opts.dtype.dtype()),
+            stats.parameters,
+            memory::budget()?,
+        )?;
         let weights = Weights {
             source: &folder.tensors,
             aliases: aliases.clone(),
@@ -152,7 +159,6 @@ impl Model {
                 }
             }
         }
-        let stats = weight_stats(&folder.tensors);
         Ok(Model {
             path: folder.dir.clone(),
             spec,

@@ -39,6 +39,10 @@ struct Outcome {
 
 /// Runs the CLI under a 3 GiB address-space limit.
 fn run(args: &[&str]) -> Outcome {
+    run_env(args, &[])
+}
+
+fn run_env(args: &[&str], env: &[(&str, &str)]) -> Outcome {
     let out = Command::new("bash")
         .arg("-c")
         .arg(r#"ulimit -v 3145728; exec "$@""#)
@@ -46,6 +50,8 @@ fn run(args: &[&str]) -> Outcome {
         .arg(bin())
         .args(args)
         .env_remove("MONOVLM_MODEL")
+        .env_remove("MONOVLM_MEMORY_LIMIT")
+        .envs(env.iter().copied())
         .output()
         .expect("run monovlm");
     Outcome {
@@ -70,7 +76,11 @@ fn assert_clean(o: &Outcome, what: &str) {
 
 /// Exactly one stderr line `error: …` mentioning `needle` (case-insensitive), non-zero exit.
 fn expect_error(args: &[&str], needle: &str, what: &str) -> String {
-    let o = run(args);
+    expect_error_env(args, &[], needle, what)
+}
+
+fn expect_error_env(args: &[&str], env: &[(&str, &str)], needle: &str, what: &str) -> String {
+    let o = run_env(args, env);
     assert_clean(&o, what);
     assert_ne!(o.code, Some(0), "{what}: accepted; stdout: {}", o.stdout);
     let lines: Vec<&str> = o.stderr.lines().collect();
@@ -419,4 +429,76 @@ fn bad_prompts_get_one_line() {
         assert_eq!(o.stderr.lines().count(), 1, "{a:?}: {}", o.stderr);
         assert!(o.stderr.starts_with("error: "), "{a:?}: {}", o.stderr);
     }
+}
+
+/// The preflight estimate refuses, with its numbers, a load or a turn that would not fit the
+/// memory budget, before allocating it; turns that fit still answer.
+#[test]
+fn the_memory_budget_refuses_loads_and_turns_that_do_not_fit() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = fuyu();
+    let m = s(&model);
+    let line = expect_error_env(
+        &["ask", "--model", m, "hi"],
+        &[("MONOVLM_MEMORY_LIMIT", "1K")],
+        "loading this model",
+        "1 KiB budget",
+    );
+    assert!(
+        line.contains("out of memory") && line.contains("MONOVLM_MEMORY_LIMIT"),
+        "{line}"
+    );
+
+    // 64 MiB holds the tiny model and a small image, not a 1920×1080 one: Fuyu keeps that size
+    // (its limit), 64 × 36 patches of 30 px, and the attention scores alone for 2304+ tokens are
+    // over 64 MiB.
+    let small = dir.path().join("small.png");
+    let big = dir.path().join("big.png");
+    for (path, w, h) in [(&small, 64, 48), (&big, 1920, 1080)] {
+        image::RgbImage::from_pixel(w, h, image::Rgb([20, 90, 200]))
+            .save(path)
+            .unwrap();
+    }
+    let env = [("MONOVLM_MEMORY_LIMIT", "64M")];
+    let o = run_env(
+        &[
+            "ask",
+            "--model",
+            m,
+            "--image",
+            s(&small),
+            "--max-tokens",
+            "2",
+            "hi",
+        ],
+        &env,
+    );
+    assert_clean(&o, "small image under 64 MiB");
+    assert_eq!(o.code, Some(0), "{}", o.stderr);
+    let line = expect_error_env(
+        &[
+            "ask",
+            "--model",
+            m,
+            "--image",
+            s(&big),
+            "--max-tokens",
+            "2",
+            "hi",
+        ],
+        &env,
+        "this turn",
+        "big image under 64 MiB",
+    );
+    assert!(
+        line.contains("new tokens") && line.contains("MiB"),
+        "{line}"
+    );
+
+    expect_error_env(
+        &["ask", "--model", m, "hi"],
+        &[("MONOVLM_MEMORY_LIMIT", "lots")],
+        "MONOVLM_MEMORY_LIMIT",
+        "bad limit value",
+    );
 }

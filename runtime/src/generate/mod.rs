@@ -6,6 +6,7 @@ pub mod sampler;
 use crate::decoder::KvCache;
 use crate::error::{Error, Result};
 use crate::image::RgbImage;
+use crate::memory;
 use crate::model::{Model, PromptFormat};
 use crate::spec::Part;
 use candle_core::{IndexOp, Tensor};
@@ -253,6 +254,15 @@ impl<'m> Chat<'m> {
                 context,
             });
         }
+        let new_tokens = seq.ids.len() + answer_ids.len();
+        let estimate = memory::turn_estimate(
+            &model.spec.decoder,
+            model.spec.frontend.pre_decoder(),
+            model.decoder.dtype(),
+            self.cache.len,
+            new_tokens,
+        );
+        memory::check_turn(&estimate, new_tokens, memory::budget()?)?;
         let img = if prepared.is_empty() {
             None
         } else {
