@@ -58,6 +58,13 @@ kvs = [
 good = gguf(kvs, [("w", [4], 0, f32[1]), ("q", [32, 1], 8, q8), ("h", [2, 2], 1, b"\0" * 8)])
 out("gguf", "valid_v3", good)
 out("gguf", "valid_v2_no_tensors", gguf(kvs[:2], [], version=2))
+# A rename table as `monovlm quantize` writes it (llama.cpp names → checkpoint names).
+def gstrs(items):
+    return struct.pack("<IQ", 8, len(items)) + b"".join(gstr(x) for x in items)
+renames = [("monovlm.tensor_names.gguf", 9, gstrs(["token_embd.weight", "blk.0.attn_q.weight"])),
+           ("monovlm.tensor_names.checkpoint", 9, gstrs(["w", "q"]))]
+out("gguf", "valid_renamed", gguf(kvs + renames, [("token_embd.weight", [4], 0, f32[1]),
+                                                  ("blk.0.attn_q.weight", [32, 1], 8, q8)]))
 out("gguf", "truncated", good[: len(good) - 7])
 out("gguf", "bad_magic", b"GGUG" + good[4:])
 out("gguf", "huge_counts", b"GGUF" + struct.pack("<IQQ", 3, 2**63, 2**63))

@@ -306,6 +306,8 @@ fn llama_cpp_gguf_reader_parses_our_files() {
         "general.architecture",
         "monovlm.quant_policy",
         "monovlm.file.config.json",
+        "monovlm.tensor_names.gguf",
+        "tokenizer.ggml.tokens",
     ];
     for (name, target) in [
         ("fuyu-tiny", QuantType::Q4K),
@@ -434,4 +436,161 @@ fn corrupted_bytes_never_panic() {
         rejected > 1000,
         "only {rejected} corrupted headers rejected"
     );
+}
+
+// ---- llama.cpp names -------------------------------------------------------------------------
+
+/// Full files store the decoder under llama.cpp's names (`token_embd`, `blk.N.*`, `output_norm`,
+/// `output`) with its hyper-parameters as `<family>.*` keys and the vocabulary as
+/// `tokenizer.ggml.*`; the rename table maps every renamed tensor back to the checkpoint.
+#[test]
+fn full_files_use_llama_cpp_names_where_the_concept_exists() {
+    use candle_core::quantized::gguf_file::Value;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    for name in FAMILIES {
+        let hf = Model::load(&fixture(name).join("model"), &LoadOptions::default()).expect("hf");
+        let d = &hf.spec.decoder;
+        let file = convert(name, QuantType::Q8_0, tmp.path());
+        let raw = GgufFile::open(&file).expect("open");
+        let arch = raw
+            .meta_str("general.architecture")
+            .expect("arch")
+            .to_string();
+        assert_eq!(arch, hf.spec.family, "{name}");
+        let has = |t: &str| raw.tensors.contains_key(t);
+        assert!(has("token_embd.weight"), "{name}: no token_embd.weight");
+        assert!(has("output_norm.weight"), "{name}: no output_norm.weight");
+        // A separate output head is stored as `output.weight`; tied ones have none.
+        let lm_head = format!("{}.weight", d.names.lm_head);
+        let head_stored = hf.aliases.find(&hf_source(name), &lm_head).is_some();
+        assert_eq!(has("output.weight"), head_stored, "{name}: output.weight");
+        for i in [0, d.layers - 1] {
+            let b = format!("blk.{i}.");
+            assert!(has(&format!("{b}attn_norm.weight")), "{name}: {b}attn_norm");
+            assert!(
+                has(&format!("{b}attn_q.weight")) || has(&format!("{b}attn_qkv.weight")),
+                "{name}: {b}attn_q/attn_qkv"
+            );
+            assert!(
+                has(&format!("{b}attn_output.weight")),
+                "{name}: {b}attn_output"
+            );
+            assert!(has(&format!("{b}ffn_down.weight")), "{name}: {b}ffn_down");
+            // …and none of the checkpoint's spellings of the same tensors.
+            let stored = format!("{}{}.weight", d.names.layer_prefix(i), d.names.attn_norm);
+            assert!(
+                hf.aliases.candidates(&stored).iter().all(|c| !has(c)),
+                "{name}: {stored} kept its checkpoint name"
+            );
+        }
+        assert!(
+            raw.tensors.keys().any(|t| t.starts_with("v.patch_embd.")),
+            "{name}: no v.patch_embd"
+        );
+        let u32_key = |k: &str| match raw.metadata.get(k) {
+            Some(Value::U32(v)) => *v as usize,
+            other => panic!("{name}: {k} = {other:?}"),
+        };
+        assert_eq!(u32_key(&format!("{arch}.block_count")), d.layers, "{name}");
+        assert_eq!(
+            u32_key(&format!("{arch}.attention.head_count_kv")),
+            d.kv_heads,
+            "{name}"
+        );
+        match raw.metadata.get("tokenizer.ggml.tokens") {
+            Some(Value::Array(tokens)) => {
+                assert_eq!(tokens.len(), d.vocab, "{name}: vocabulary rows")
+            }
+            other => panic!("{name}: tokenizer.ggml.tokens = {other:?}"),
+        }
+        let len = |k: &str| match raw.metadata.get(k) {
+            Some(Value::Array(a)) => a.len(),
+            other => panic!("{name}: {k} = {other:?}"),
+        };
+        assert_eq!(
+            len("monovlm.tensor_names.gguf"),
+            len("monovlm.tensor_names.checkpoint"),
+            "{name}"
+        );
+        assert!(
+            len("monovlm.tensor_names.gguf") >= 2 + 4 * d.layers,
+            "{name}: renamed too few"
+        );
+    }
+}
+
+fn hf_source(name: &str) -> runtime::checkpoint::CheckpointTensors {
+    runtime::checkpoint::HfFolder::open(&fixture(name).join("model"))
+        .expect("folder")
+        .tensors
+}
+
+/// A tampered rename table is a clear error: names the file does not hold, tables of different
+/// lengths, a name used twice, a rename onto a tensor that exists.
+#[test]
+fn tampered_rename_tables_are_refused() {
+    use candle_core::quantized::gguf_file::{self, Value};
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let file = convert("solo-tiny", QuantType::Q8_0, tmp.path());
+    let mut reader = std::fs::File::open(&file).expect("open");
+    let content = gguf_file::Content::read(&mut reader).expect("read");
+    let tensors: Vec<(String, candle_core::quantized::QTensor)> = content
+        .tensor_infos
+        .keys()
+        .map(|n| {
+            let t = content
+                .tensor(&mut reader, n, &candle_core::Device::Cpu)
+                .expect("tensor");
+            (n.clone(), t)
+        })
+        .collect();
+    let strings =
+        |v: &[&str]| Value::Array(v.iter().map(|s| Value::String(s.to_string())).collect());
+    let cases: [(&str, Value, Value); 4] = [
+        (
+            "no-such",
+            strings(&["blk.99.attn_q.weight"]),
+            strings(&["x.weight"]),
+        ),
+        (
+            "lengths",
+            strings(&["token_embd.weight", "output.weight"]),
+            strings(&["a"]),
+        ),
+        (
+            "twice",
+            strings(&["token_embd.weight", "output.weight"]),
+            strings(&["a", "a"]),
+        ),
+        (
+            "onto",
+            strings(&["token_embd.weight"]),
+            strings(&["output_norm.weight"]),
+        ),
+    ];
+    for (what, gguf, checkpoint) in cases {
+        let mut md: Vec<(String, Value)> = content
+            .metadata
+            .iter()
+            .filter(|(k, _)| !k.starts_with("monovlm.tensor_names."))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        md.push(("monovlm.tensor_names.gguf".into(), gguf));
+        md.push(("monovlm.tensor_names.checkpoint".into(), checkpoint));
+        let out = tmp.path().join(format!("{what}.gguf"));
+        let mut w = std::fs::File::create(&out).expect("create");
+        let mdr: Vec<(&str, &Value)> = md.iter().map(|(k, v)| (k.as_str(), v)).collect();
+        let tr: Vec<(&str, &candle_core::quantized::QTensor)> =
+            tensors.iter().map(|(k, v)| (k.as_str(), v)).collect();
+        gguf_file::write(&mut w, &mdr, &tr).expect("write");
+        drop(w);
+        let err = match Model::load(&out, &LoadOptions::default()) {
+            Ok(_) => panic!("{what}: a tampered rename table was accepted"),
+            Err(e) => e.to_string(),
+        };
+        assert!(
+            err.contains("rename table") || err.contains("tensor_names"),
+            "{what}: {err}"
+        );
+    }
 }

@@ -54,12 +54,14 @@ pub fn run(a: QuantizeArgs) -> Result<ExitCode> {
         print!("{}", policy_table(&summary.policy));
     }
     println!(
-        "wrote {} ({} family, {}, {} tensors, {:.2} MiB; embedded: {})",
+        "wrote {} ({} family, {}, {} tensors of which {} under llama.cpp names, {:.2} MiB; vocabulary as tokenizer.ggml.*: {}; embedded: {})",
         a.output.display(),
         summary.family,
         target.name(),
         summary.policy.len(),
+        summary.renamed,
         summary.bytes as f64 / (1024.0 * 1024.0),
+        if summary.llama_tokenizer { "yes" } else { "no" },
         summary.embedded.join(", ")
     );
     Ok(ExitCode::SUCCESS)

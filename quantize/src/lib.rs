@@ -1,7 +1,11 @@
 //! HF checkpoint → one self-contained GGUF file.
 //!
-//! The file keeps the checkpoint's own tensor names (the runtime's family code reads them as it
-//! reads safetensors) and embeds the files needed to run without the folder — `config.json`,
+//! Tensors whose concept llama.cpp has are stored under its names (`token_embd.weight`,
+//! `blk.N.attn_q.weight`, `output_norm.weight`, `v.patch_embd.weight`), the rest under the
+//! checkpoint's; a rename table in the metadata lets the runtime read the file exactly as it
+//! reads safetensors. The decoder's hyper-parameters are written as `<family>.block_count`, … and
+//! the vocabulary as `tokenizer.ggml.*`, and the file embeds what it needs to run without the
+//! folder — `config.json`,
 //! `preprocessor_config.json`, `generation_config.json` and the tokenizer files — as
 //! `monovlm.file.<name>` metadata (UTF-8 text as strings, binary files such as `tokenizer.model` as
 //! u8 arrays). Which tensor gets which type is decided by one function, [`tensor_type`]; the
@@ -17,7 +21,10 @@ use candle_core::quantized::gguf_file::{self, Value};
 use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::{DType, Device};
 use runtime::checkpoint::gguf::{ggml_dtype_name, FILE_KEY_PREFIX};
+use runtime::checkpoint::llama_names::{self, CHECKPOINT_NAMES_KEY, GGUF_NAMES_KEY};
 use runtime::checkpoint::{HfFolder, TensorSource};
+use runtime::sequence::Tokenizer;
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -295,14 +302,22 @@ pub struct Summary {
     pub family: String,
     pub policy: Vec<PolicyEntry>,
     pub embedded: Vec<String>,
+    /// Tensors stored under llama.cpp names (`blk.N.attn_q.weight`, …).
+    pub renamed: usize,
+    /// Whether the vocabulary is also stored as `tokenizer.ggml.*`.
+    pub llama_tokenizer: bool,
     pub bytes: u64,
 }
 
 /// Converts the HF folder `dir` into the GGUF file `out`.
 pub fn quantize(dir: &Path, out: &Path, opts: &Options) -> Result<Summary> {
     let folder = HfFolder::open(dir)?;
-    let family = runtime::families::detect(&folder)?.name.to_string();
+    let tokenizer = Tokenizer::from_dir(dir)?;
+    let detected = runtime::families::detect(&folder)?;
+    let family = detected.name.to_string();
+    let (spec, aliases) = (detected.build)(&folder, &tokenizer)?;
     let policy = plan(&folder.tensors, opts.target);
+    let renames = llama_cpp_renames(&folder, &spec, &aliases)?;
 
     let mut metadata: Vec<(String, Value)> = vec![
         ("general.architecture".into(), Value::String(family.clone())),
@@ -329,6 +344,21 @@ pub fn quantize(dir: &Path, out: &Path, opts: &Options) -> Result<Summary> {
             Value::String(policy_json(opts.target, &policy)),
         ),
     ];
+    metadata.extend(text_only::decoder_metadata(&family, &spec.decoder));
+    let (gguf_names, checkpoint_names): (Vec<Value>, Vec<Value>) = renames
+        .iter()
+        .map(|(c, g)| (Value::String(g.clone()), Value::String(c.clone())))
+        .unzip();
+    metadata.push((GGUF_NAMES_KEY.into(), Value::Array(gguf_names)));
+    metadata.push((CHECKPOINT_NAMES_KEY.into(), Value::Array(checkpoint_names)));
+    // The vocabulary as llama.cpp spells it, beside the embedded tokenizer files the runtime
+    // reads (those keep every normalisation detail; a vocabulary type llama.cpp has no name
+    // for is left to them alone).
+    let pre = text_only::llama_cpp_arch(&spec.decoder).unwrap_or("");
+    let eos = spec.generation.stop_ids.first().copied();
+    let tokenizer_md = text_only::tokenizer_metadata(dir, &tokenizer, spec.decoder.vocab, pre, eos);
+    let llama_tokenizer = tokenizer_md.is_ok();
+    metadata.extend(tokenizer_md.unwrap_or_default());
     let mut embedded = Vec::new();
     for name in EMBEDDED_FILES {
         let path = dir.join(name);
@@ -358,7 +388,8 @@ pub fn quantize(dir: &Path, out: &Path, opts: &Options) -> Result<Summary> {
         bar.set_message(e.name.clone());
         let t = folder.tensors.load(&e.name, DType::F32, &Device::Cpu)?;
         let q = QTensor::quantize(&t, e.dtype)?;
-        tensors.push((e.name.clone(), q));
+        let name = renames.get(&e.name).unwrap_or(&e.name);
+        tensors.push((name.clone(), q));
         bar.inc(1);
     }
     bar.finish_and_clear();
@@ -368,8 +399,35 @@ pub fn quantize(dir: &Path, out: &Path, opts: &Options) -> Result<Summary> {
         family,
         policy,
         embedded,
+        renamed: renames.len(),
+        llama_tokenizer,
         bytes,
     })
+}
+
+/// Checkpoint name → llama.cpp name for every tensor of the checkpoint whose concept llama.cpp
+/// has (`runtime::checkpoint::llama_names`), checked to leave every name in the file unique.
+fn llama_cpp_renames(
+    folder: &HfFolder,
+    spec: &runtime::spec::ModelSpec,
+    aliases: &runtime::checkpoint::NameAliases,
+) -> Result<BTreeMap<String, String>> {
+    let mut renames = BTreeMap::new();
+    for (canonical, gguf) in llama_names::model_names(spec) {
+        if let Some(stored) = aliases.find(&folder.tensors, &canonical) {
+            renames.insert(stored, gguf);
+        }
+    }
+    let mut seen = std::collections::HashSet::new();
+    for name in folder.tensors.names() {
+        let written = renames.get(&name).unwrap_or(&name);
+        if !seen.insert(written.clone()) {
+            return Err(QuantizeError::InvalidArgument(format!(
+                "two tensors would be written as `{written}`; the checkpoint already uses a llama.cpp name"
+            )));
+        }
+    }
+    Ok(renames)
 }
 
 /// The per-tensor bar of a conversion on stderr (hidden when `show` is false).

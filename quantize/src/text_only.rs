@@ -178,43 +178,11 @@ pub fn export_text_only(
         ("general.quantization_version".into(), Value::U32(2)),
         ("general.alignment".into(), Value::U32(32)),
         (
-            format!("{arch}.context_length"),
-            Value::U32(d.max_position as u32),
-        ),
-        (
-            format!("{arch}.embedding_length"),
-            Value::U32(d.hidden as u32),
-        ),
-        (format!("{arch}.block_count"), Value::U32(d.layers as u32)),
-        (
-            format!("{arch}.feed_forward_length"),
-            Value::U32(d.intermediate as u32),
-        ),
-        (
-            format!("{arch}.attention.head_count"),
-            Value::U32(d.heads as u32),
-        ),
-        (
-            format!("{arch}.attention.head_count_kv"),
-            Value::U32(d.kv_heads as u32),
-        ),
-        (
-            format!("{arch}.attention.layer_norm_rms_epsilon"),
-            Value::F32(d.norm_eps as f32),
-        ),
-        (
-            format!("{arch}.rope.freq_base"),
-            Value::F32(d.rope_theta as f32),
-        ),
-        (
-            format!("{arch}.rope.dimension_count"),
-            Value::U32(d.head_dim as u32),
-        ),
-        (
             "monovlm.text_only_of".into(),
             Value::String(family.name.into()),
         ),
     ];
+    metadata.extend(decoder_metadata(arch, d));
     metadata.extend(tokenizer_metadata(
         dir,
         &tokenizer,
@@ -257,11 +225,34 @@ pub fn export_text_only(
     })
 }
 
+/// llama.cpp's hyper-parameter keys (`<arch>.block_count`, `<arch>.attention.head_count`, …) for
+/// the decoder `d`.
+pub(crate) fn decoder_metadata(arch: &str, d: &DecoderSpec) -> Vec<(String, Value)> {
+    let eps_key = match d.norm {
+        NormKind::Rms => "attention.layer_norm_rms_epsilon",
+        _ => "attention.layer_norm_epsilon",
+    };
+    [
+        ("context_length", Value::U32(d.max_position as u32)),
+        ("embedding_length", Value::U32(d.hidden as u32)),
+        ("block_count", Value::U32(d.layers as u32)),
+        ("feed_forward_length", Value::U32(d.intermediate as u32)),
+        ("attention.head_count", Value::U32(d.heads as u32)),
+        ("attention.head_count_kv", Value::U32(d.kv_heads as u32)),
+        (eps_key, Value::F32(d.norm_eps as f32)),
+        ("rope.freq_base", Value::F32(d.rope_theta as f32)),
+        ("rope.dimension_count", Value::U32(d.rotary_dim as u32)),
+    ]
+    .into_iter()
+    .map(|(k, v)| (format!("{arch}.{k}"), v))
+    .collect()
+}
+
 /// `tokenizer.ggml.*`: SentencePiece vocabularies (a `tokenizer.model`, or a `tokenizer.json`
-/// BPE with byte fallback) as llama.cpp's `llama` tokenizer with scores and token types;
+/// Unigram or BPE with byte fallback) as llama.cpp's `llama` tokenizer with scores and token types;
 /// byte-level BPE (Qwen2) as `gpt2` with merges. The list is padded to the embedding's rows with
 /// unused `[PADn]` entries, as llama.cpp's converter does.
-fn tokenizer_metadata(
+pub(crate) fn tokenizer_metadata(
     dir: &Path,
     tokenizer: &Tokenizer,
     vocab_rows: usize,
@@ -313,14 +304,32 @@ fn tokenizer_metadata(
             .map_err(|e| QuantizeError::InvalidArgument(format!("{}: {e}", json.display())))?;
         let m = &v["model"];
         let byte_fallback = m["byte_fallback"].as_bool().unwrap_or(false);
-        if m["type"].as_str() != Some("BPE") {
+        let kind = m["type"].as_str().unwrap_or("unknown");
+        if kind == "Unigram" {
+            // A SentencePiece unigram vocabulary (Fuyu/Persimmon): `[piece, log-probability]`
+            // rows, which llama.cpp's SentencePiece (`llama`) tokenizer takes as scores.
+            let unk = m["unk_id"].as_u64();
+            for (id, row) in m["vocab"].as_array().into_iter().flatten().enumerate() {
+                let (Some(text), Some(score)) = (row[0].as_str(), row[1].as_f64()) else {
+                    continue;
+                };
+                let byte = byte_fallback && text.len() == 6 && text.starts_with("<0x");
+                let ty = if Some(id as u64) == unk {
+                    TOKEN_UNKNOWN
+                } else if byte {
+                    TOKEN_BYTE
+                } else {
+                    TOKEN_NORMAL
+                };
+                set(id, text.to_string(), score as f32, ty);
+            }
+        } else if kind != "BPE" {
             return Err(QuantizeError::InvalidArgument(format!(
-                "--text-only: {} holds a {} model; only BPE and SentencePiece vocabularies convert",
+                "--text-only: {} holds a {kind} model; only BPE, Unigram and SentencePiece vocabularies convert",
                 json.display(),
-                m["type"].as_str().unwrap_or("unknown")
             )));
         }
-        if !byte_fallback {
+        if kind == "BPE" && !byte_fallback {
             model = "gpt2";
             let list = m["merges"].as_array().cloned().unwrap_or_default();
             merges = Some(

@@ -407,6 +407,57 @@ impl GgufFile {
         }
     }
 
+    /// A string-array metadata value (`None` when absent).
+    fn meta_strings(&self, key: &str) -> Result<Option<Vec<String>>> {
+        match self.metadata.get(key) {
+            None => Ok(None),
+            Some(Value::Array(items)) => items
+                .iter()
+                .map(|v| match v {
+                    Value::String(s) => Ok(s.clone()),
+                    _ => Err(self.err(format!("{key} is not an array of strings"))),
+                })
+                .collect::<Result<Vec<_>>>()
+                .map(Some),
+            Some(_) => Err(self.err(format!("{key} is not an array of strings"))),
+        }
+    }
+
+    /// Gives the tensors that `monovlm quantize` stored under llama.cpp names
+    /// (`blk.0.attn_q.weight`) their checkpoint names back (`model.layers.0.self_attn.q_proj.weight`),
+    /// from the file's rename table; a file without one is left as it is. Returns the table.
+    pub fn restore_checkpoint_names(&mut self) -> Result<Vec<(String, String)>> {
+        use super::llama_names::{read_renames, CHECKPOINT_NAMES_KEY, GGUF_NAMES_KEY};
+        let gguf = self.meta_strings(GGUF_NAMES_KEY)?;
+        let checkpoint = self.meta_strings(CHECKPOINT_NAMES_KEY)?;
+        let renames = match (gguf, checkpoint) {
+            (None, None) => return Ok(Vec::new()),
+            (Some(g), Some(c)) => read_renames(&g, &c).map_err(|e| self.err(e.to_string()))?,
+            _ => {
+                return Err(self.err(format!(
+                    "{GGUF_NAMES_KEY} and {CHECKPOINT_NAMES_KEY} must be present together"
+                )))
+            }
+        };
+        let mut infos = Vec::with_capacity(renames.len());
+        for (gguf, _) in &renames {
+            let info = self.tensors.remove(gguf).ok_or_else(|| {
+                self.err(format!(
+                    "the rename table names `{gguf}`, which the file does not hold"
+                ))
+            })?;
+            infos.push(info);
+        }
+        for ((_, checkpoint), info) in renames.iter().zip(infos) {
+            if self.tensors.insert(checkpoint.clone(), info).is_some() {
+                return Err(self.err(format!(
+                    "the rename table gives a second tensor the name `{checkpoint}`"
+                )));
+            }
+        }
+        Ok(renames)
+    }
+
     /// An embedded JSON file, parsed.
     pub fn embedded_json(&self, name: &str) -> Result<Option<serde_json::Value>> {
         let Some(bytes) = self.embedded_file(name)? else {

@@ -5,6 +5,7 @@
 //! with canonical names plus [`NameAliases`], so legacy and current hub layouts both load.
 
 pub mod gguf;
+pub mod llama_names;
 mod memory;
 mod safetensors;
 
@@ -201,7 +202,9 @@ impl HfFolder {
     /// Reads a GGUF written by `monovlm quantize`: configs from its embedded files, tensors mapped.
     /// Returns the file too, for the embedded tokenizer files.
     pub fn open_gguf(path: &Path) -> Result<(Self, std::sync::Arc<GgufFile>)> {
-        let file = std::sync::Arc::new(GgufFile::open(path)?);
+        let mut file = GgufFile::open(path)?;
+        file.restore_checkpoint_names()?;
+        let file = std::sync::Arc::new(file);
         let config = file.embedded_json("config.json")?.ok_or_else(|| {
             Error::config(
                 path,
