@@ -14,12 +14,14 @@
 //! Output goes to a temporary file next to the target that is renamed at the end, so an
 //! interrupted run never leaves a partial `.gguf` under the requested name.
 
+pub mod gguf_writer;
 pub mod quality;
 pub mod text_only;
 
-use candle_core::quantized::gguf_file::{self, Value};
+use candle_core::quantized::gguf_file::Value;
 use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::{DType, Device};
+use gguf_writer::PlannedTensor;
 use runtime::checkpoint::gguf::{ggml_dtype_name, FILE_KEY_PREFIX};
 use runtime::checkpoint::llama_names::{self, CHECKPOINT_NAMES_KEY, GGUF_NAMES_KEY};
 use runtime::checkpoint::{HfFolder, TensorSource};
@@ -383,18 +385,23 @@ pub fn quantize(dir: &Path, out: &Path, opts: &Options) -> Result<Summary> {
         format!("quantizing to {}", opts.target.name()),
         opts.progress,
     )?;
-    let mut tensors = Vec::with_capacity(policy.len());
-    for e in &policy {
+    let planned: Vec<PlannedTensor> = policy
+        .iter()
+        .map(|e| PlannedTensor {
+            name: renames.get(&e.name).unwrap_or(&e.name).clone(),
+            shape: e.shape.clone(),
+            dtype: e.dtype,
+        })
+        .collect();
+    let bytes = write_atomically(out, &metadata, &planned, |i| {
+        let e = &policy[i];
         bar.set_message(e.name.clone());
         let t = folder.tensors.load(&e.name, DType::F32, &Device::Cpu)?;
         let q = QTensor::quantize(&t, e.dtype)?;
-        let name = renames.get(&e.name).unwrap_or(&e.name);
-        tensors.push((name.clone(), q));
         bar.inc(1);
-    }
+        Ok(q)
+    })?;
     bar.finish_and_clear();
-
-    let bytes = write_atomically(out, &metadata, &tensors)?;
     Ok(Summary {
         family,
         policy,
@@ -453,13 +460,15 @@ pub(crate) fn progress_bar(
 }
 
 /// Writes the GGUF to a temporary file beside `out` and renames it into place; returns its size.
+/// Tensor `i` of `tensors` is produced by `produce(i)` while the file is written.
 pub(crate) fn write_atomically(
     out: &Path,
     metadata: &[(String, Value)],
-    tensors: &[(String, QTensor)],
+    tensors: &[PlannedTensor],
+    produce: impl FnMut(usize) -> Result<QTensor>,
 ) -> Result<u64> {
     let tmp = temp_path(out);
-    let result = write_gguf(&tmp, metadata, tensors).and_then(|()| {
+    let result = write_gguf(&tmp, metadata, tensors, produce).and_then(|()| {
         std::fs::rename(&tmp, out).map_err(|source| QuantizeError::Io {
             path: out.to_path_buf(),
             source,
@@ -489,17 +498,16 @@ fn temp_path(out: &Path) -> PathBuf {
 fn write_gguf(
     path: &Path,
     metadata: &[(String, Value)],
-    tensors: &[(String, QTensor)],
+    tensors: &[PlannedTensor],
+    produce: impl FnMut(usize) -> Result<QTensor>,
 ) -> Result<()> {
     let io = |source| QuantizeError::Io {
         path: path.to_path_buf(),
         source,
     };
     let file = std::fs::File::create(path).map_err(io)?;
-    let mut w = std::io::BufWriter::new(file);
-    let md: Vec<(&str, &Value)> = metadata.iter().map(|(k, v)| (k.as_str(), v)).collect();
-    let ts: Vec<(&str, &QTensor)> = tensors.iter().map(|(k, v)| (k.as_str(), v)).collect();
-    gguf_file::write(&mut w, &md, &ts)?;
+    let w = std::io::BufWriter::new(file);
+    let mut w = gguf_writer::write_streaming(w, path, metadata, tensors, produce)?;
     w.flush().map_err(io)?;
     let file = w.into_inner().map_err(|e| io(e.into_error()))?;
     file.sync_all().map_err(io)?;

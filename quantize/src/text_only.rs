@@ -8,6 +8,7 @@
 //! k rows are permuted from the half-split layout the way llama.cpp's own converter does.
 //! Modality-expert copies (EVE v2) and the image front end are left out: the text branch stays.
 
+use crate::gguf_writer::PlannedTensor;
 use crate::{
     progress_bar, tensor_type, write_atomically, PolicyEntry, QuantType, QuantizeError, Result,
 };
@@ -196,27 +197,38 @@ pub fn export_text_only(
         format!("text-only {arch} {}", target.name()),
         progress,
     )?;
+    // The policy is decided on the checkpoint's name (what it is), stored under llama.cpp's.
     let mut policy = Vec::with_capacity(plan.len());
-    let mut tensors = Vec::with_capacity(plan.len());
-    for (gguf, hf, permute) in &plan {
+    for (gguf, hf, _) in &plan {
+        let shape = folder.tensors.shape(hf).unwrap_or_default();
+        let (dtype, reason) = tensor_type(hf, &shape, target);
+        policy.push(PolicyEntry {
+            name: gguf.clone(),
+            shape,
+            dtype,
+            reason,
+        });
+    }
+    let planned: Vec<PlannedTensor> = policy
+        .iter()
+        .map(|e| PlannedTensor {
+            name: e.name.clone(),
+            shape: e.shape.clone(),
+            dtype: e.dtype,
+        })
+        .collect();
+    let bytes = write_atomically(out, &metadata, &planned, |i| {
+        let (gguf, hf, permute) = &plan[i];
         bar.set_message(gguf.clone());
         let mut t = folder.tensors.load(hf, DType::F32, &Device::Cpu)?;
         if let Some(heads) = permute {
             t = permute_for_pairwise_rope(&t, *heads)?;
         }
-        // The policy is decided on the checkpoint's name (what it is), stored under llama.cpp's.
-        let (dtype, reason) = tensor_type(hf, t.dims(), target);
-        tensors.push((gguf.clone(), QTensor::quantize(&t, dtype)?));
-        policy.push(PolicyEntry {
-            name: gguf.clone(),
-            shape: t.dims().to_vec(),
-            dtype,
-            reason,
-        });
+        let q = QTensor::quantize(&t, policy[i].dtype)?;
         bar.inc(1);
-    }
+        Ok(q)
+    })?;
     bar.finish_and_clear();
-    let bytes = write_atomically(out, &metadata, &tensors)?;
     Ok(TextOnlySummary {
         family: family.name.to_string(),
         arch,
