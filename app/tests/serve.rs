@@ -44,7 +44,12 @@ struct Server {
 
 impl Server {
     fn start(extra: &[&str]) -> Server {
+        Self::start_with_env(extra, &[])
+    }
+
+    fn start_with_env(extra: &[&str], env: &[(&str, &str)]) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_monovlm"))
+            .envs(env.iter().copied())
             .args([
                 "serve",
                 "--model",
@@ -901,4 +906,30 @@ fn follow_up_turn_reuses_the_prompt_cache() {
         v3["usage"]["prompt_tokens_details"]["cached_tokens"], 0,
         "{v3}"
     );
+}
+
+/// A request whose prefill would not fit the server's memory budget gets 413 with the estimate,
+/// before anything is allocated, and the server keeps answering smaller ones.
+#[test]
+fn a_request_over_the_memory_budget_gets_413() {
+    // 48 MiB holds the tiny model and a small image; a 1920×1080 screenshot (2304 patches of
+    // 30 px, Fuyu's largest size) needs more than that for its attention scores alone.
+    let mut png = std::io::Cursor::new(Vec::new());
+    image::RgbImage::from_pixel(1920, 1080, image::Rgb([240, 240, 240]))
+        .write_to(&mut png, image::ImageFormat::Png)
+        .unwrap();
+    let uri = format!(
+        "data:image/png;base64,{}",
+        base64::engine::general_purpose::STANDARD.encode(png.into_inner())
+    );
+    let server = Server::start_with_env(&[], &[("MONOVLM_MEMORY_LIMIT", "48M")]);
+    let e = server.chat(&with_image_url(&uri)).error(413);
+    assert_eq!(e["code"], "request_too_large", "{e}");
+    let msg = e["message"].as_str().unwrap_or_default();
+    assert!(
+        msg.contains("MONOVLM_MEMORY_LIMIT") && msg.contains("new tokens"),
+        "{e}"
+    );
+    let ok = server.chat(&image_question("Describe it.", "small.png", 2));
+    assert_eq!(ok.status, 200, "{:?}", ok.json());
 }

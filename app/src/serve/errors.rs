@@ -102,11 +102,15 @@ impl ApiError {
             ))
             .param("messages")
             .code("context_length_exceeded"),
-            // The request would not fit in this server's memory: a client fault (send smaller
-            // images), not a transient one worth retrying as is.
-            E::OutOfMemory(_) => Self::invalid(e.to_string())
-                .param("messages")
-                .code("request_too_large"),
+            // The request would not fit in this server's memory: too large for this server (send
+            // smaller images), not a transient fault worth retrying as is.
+            E::OutOfMemory(_) => Self::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "invalid_request_error",
+                format!("{e}; send fewer or smaller images"),
+            )
+            .param("messages")
+            .code("request_too_large"),
             E::InvalidArgument(_) | E::Image(_) | E::Tokenizer(_) => {
                 Self::invalid(e.to_string()).param("messages")
             }
