@@ -33,3 +33,14 @@ pub fn fixture_models() -> Vec<PathBuf> {
     );
     out
 }
+
+/// Every fixture model, loaded (once per process by the targets that keep them).
+pub fn load_fixture_models() -> Vec<runtime::Model> {
+    fixture_models()
+        .iter()
+        .map(|p| {
+            runtime::Model::load(p, &runtime::LoadOptions::default())
+                .unwrap_or_else(|e| panic!("fixture {}: {e}", p.display()))
+        })
+        .collect()
+}

@@ -7,7 +7,6 @@ mod common;
 use libfuzzer_sys::fuzz_target;
 use runtime::image::{pilimage, preprocess, DecodeLimits};
 use runtime::spec::PreprocessSpec;
-use runtime::{LoadOptions, Model};
 use std::sync::OnceLock;
 
 static SPECS: OnceLock<Vec<PreprocessSpec>> = OnceLock::new();
@@ -22,14 +21,9 @@ const FUZZ_LIMITS: DecodeLimits = DecodeLimits {
 
 fuzz_target!(|data: &[u8]| {
     let specs = SPECS.get_or_init(|| {
-        common::fixture_models()
-            .iter()
-            .map(|p| {
-                Model::load(p, &LoadOptions::default())
-                    .unwrap_or_else(|e| panic!("fixture {}: {e}", p.display()))
-                    .spec
-                    .preprocess
-            })
+        common::load_fixture_models()
+            .into_iter()
+            .map(|m| m.spec.preprocess)
             .collect()
     });
     // The default limits must refuse (not crash on) whatever the fuzz limits refuse.

@@ -10,21 +10,13 @@ mod common;
 
 use candle_core::{DType, Tensor};
 use libfuzzer_sys::fuzz_target;
-use runtime::{LoadOptions, Model, PromptFormat};
+use runtime::{Model, PromptFormat};
 use std::sync::OnceLock;
 
 static MODELS: OnceLock<Vec<Model>> = OnceLock::new();
 
 fuzz_target!(|data: &[u8]| {
-    let models = MODELS.get_or_init(|| {
-        common::fixture_models()
-            .iter()
-            .map(|p| {
-                Model::load(p, &LoadOptions::default())
-                    .unwrap_or_else(|e| panic!("fixture {}: {e}", p.display()))
-            })
-            .collect()
-    });
+    let models = MODELS.get_or_init(common::load_fixture_models);
     let [pick, flags, n_images, rest @ ..] = data else {
         return;
     };

@@ -71,38 +71,33 @@ pub fn model_names(spec: &ModelSpec) -> Vec<(String, String)> {
         frontend = image;
     }
     let mut push = |name: &str, gguf: &str| out.push((name.to_string(), gguf.to_string()));
-    match frontend {
-        FrontendSpec::LinearPatch { weight, bias } => {
-            push(weight, "v.patch_embd.weight");
-            if let Some(b) = bias {
-                push(b, "v.patch_embd.bias");
-            }
+    fn patch(weight: &str, bias: Option<&String>, push: &mut dyn FnMut(&str, &str)) {
+        push(weight, "v.patch_embd.weight");
+        if let Some(b) = bias {
+            push(b, "v.patch_embd.bias");
         }
+    }
+    match frontend {
+        FrontendSpec::LinearPatch { weight, bias } => patch(weight, bias.as_ref(), &mut push),
         FrontendSpec::DenseConv {
-            patch_conv,
+            patch_conv: conv,
             class_embedding,
             ..
         }
         | FrontendSpec::PooledCrossAttn {
-            patch_conv,
+            patch_conv: conv,
             class_embedding,
             ..
         } => {
-            push(&patch_conv.weight, "v.patch_embd.weight");
-            if let Some(b) = &patch_conv.bias {
-                push(b, "v.patch_embd.bias");
-            }
+            patch(&conv.weight, conv.bias.as_ref(), &mut push);
             push(class_embedding, "v.class_embd");
         }
         FrontendSpec::PixelShuffle {
-            patch_conv,
+            patch_conv: conv,
             position_embedding,
             ..
         } => {
-            push(&patch_conv.weight, "v.patch_embd.weight");
-            if let Some(b) = &patch_conv.bias {
-                push(b, "v.patch_embd.bias");
-            }
+            patch(&conv.weight, conv.bias.as_ref(), &mut push);
             push(position_embedding, "v.position_embd.weight");
         }
         FrontendSpec::Holistic { .. } => {}
