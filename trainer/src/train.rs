@@ -441,35 +441,37 @@ struct Shard {
     grads: Vec<(String, Tensor)>,
 }
 
+/// Each sample's backward runs right after its forward and its gradients are added in sample
+/// order: only one sample's graph (activations, attention scores) is alive at a time, where one
+/// backward over the whole shard kept all of them (2 GB for 8 screenshots of a 0.9 M model).
 fn shard_loss(model: &Model, recs: &[Record], vars: &BTreeMap<String, Var>) -> Result<Shard> {
-    let mut total: Option<Tensor> = None;
+    let mut loss_nats = 0f64;
     let mut tokens = 0;
+    let mut sums: BTreeMap<&str, Tensor> = BTreeMap::new();
     for rec in recs {
         let img = rec.image.as_deref().map(load_image).transpose()?;
         let enc = encode(model, rec, img.as_ref())?;
         let (l, n) = loss_sum(model, &enc)?;
         tokens += n;
-        total = Some(match total {
-            Some(t) => (t + l)?,
-            None => l,
-        });
-    }
-    let Some(total) = total else {
-        return Ok(Shard {
-            loss_nats: 0.0,
-            tokens: 0,
-            grads: Vec::new(),
-        });
-    };
-    let g = total.backward()?;
-    let mut grads = Vec::new();
-    for (name, var) in vars {
-        if let Some(gv) = g.get(var) {
-            grads.push((name.clone(), gv.to_dtype(DType::F32)?));
+        loss_nats += l.to_scalar::<f32>()? as f64;
+        let g = l.backward()?;
+        for (name, var) in vars {
+            if let Some(gv) = g.get(var) {
+                let gv = gv.to_dtype(DType::F32)?;
+                let sum = match sums.remove(name.as_str()) {
+                    Some(acc) => (acc + gv)?,
+                    None => gv,
+                };
+                sums.insert(name, sum);
+            }
         }
     }
+    let grads = sums
+        .into_iter()
+        .map(|(name, g)| (name.to_string(), g))
+        .collect();
     Ok(Shard {
-        loss_nats: total.to_scalar::<f32>()? as f64,
+        loss_nats,
         tokens,
         grads,
     })
