@@ -312,8 +312,16 @@ fn evaluate_part(model: &Model, records: &[Record], max_tokens: usize) -> Result
             ..Default::default()
         };
         let images: Vec<RgbImage> = img.into_iter().collect();
-        let reply = chat.send(prompt, &images, &opts, &mut |_| true)?;
-        let ok = reply.text.trim() == answer.trim();
+        // Exact match only asks whether the answer comes out: generation stops as soon as the
+        // text is no longer a prefix of it (a model that rambles on costs one token, not
+        // `max_tokens`), which leaves every verdict as it was.
+        let want = answer.trim();
+        let mut so_far = String::new();
+        let reply = chat.send(prompt, &images, &opts, &mut |piece| {
+            so_far.push_str(piece);
+            want.starts_with(so_far.trim())
+        })?;
+        let ok = reply.text.trim() == want;
         part.correct += usize::from(ok);
         if !ok && part.mistakes.len() < 20 {
             part.mistakes
