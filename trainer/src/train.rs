@@ -247,9 +247,16 @@ pub struct EvalResult {
 /// records split over the machine's cores.
 pub fn evaluate(model: &Model, records: &[Record], max_tokens: usize) -> Result<EvalResult> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let parts = on_threads(records, threads, |chunk| {
-        evaluate_part(model, chunk, max_tokens)
-    })?;
+    let parts = fold_in_order(
+        records,
+        threads,
+        |rec| evaluate_part(model, std::slice::from_ref(rec), max_tokens),
+        Vec::new(),
+        |all, p| {
+            all.push(p);
+            Ok(())
+        },
+    )?;
     let mut res = EvalResult::default();
     let (mut loss, mut tokens, mut correct) = (0f64, 0usize, 0usize);
     for p in parts {
@@ -442,75 +449,125 @@ fn set_vars(vars: &BTreeMap<String, Var>, values: &BTreeMap<String, Tensor>) -> 
     Ok(())
 }
 
-/// Summed loss and unscaled gradients of some samples.
-struct Shard {
+/// Loss and unscaled gradients of one sample, or of several summed in order.
+struct SampleGrads {
     loss_nats: f64,
     tokens: usize,
     grads: Vec<(String, Tensor)>,
 }
 
-/// Each sample's backward runs right after its forward and its gradients are added in sample
-/// order: only one sample's graph (activations, attention scores) is alive at a time, where one
-/// backward over the whole shard kept all of them (2 GB for 8 screenshots of a 0.9 M model).
-fn shard_loss(model: &Model, recs: &[Record], vars: &BTreeMap<String, Var>) -> Result<Shard> {
-    let mut loss_nats = 0f64;
-    let mut tokens = 0;
-    let mut sums: BTreeMap<&str, Tensor> = BTreeMap::new();
-    for rec in recs {
-        let img = rec.image.as_deref().map(load_image).transpose()?;
-        let enc = encode(model, rec, img.as_ref())?;
-        let (l, n) = loss_sum(model, &enc)?;
-        tokens += n;
-        loss_nats += l.to_scalar::<f32>()? as f64;
-        let g = l.backward()?;
-        for (name, var) in vars {
-            if let Some(gv) = g.get(var) {
-                let gv = gv.to_dtype(DType::F32)?;
-                let sum = match sums.remove(name.as_str()) {
-                    Some(acc) => (acc + gv)?,
-                    None => gv,
-                };
-                sums.insert(name, sum);
-            }
+/// One sample's forward and backward. Only its graph is alive meanwhile: one backward over many
+/// samples kept all their activations and attention scores at once (2 GB for 8 screenshots of
+/// the 0.9 M default model).
+fn sample_grads(model: &Model, rec: &Record, vars: &BTreeMap<String, Var>) -> Result<SampleGrads> {
+    let img = rec.image.as_deref().map(load_image).transpose()?;
+    let enc = encode(model, rec, img.as_ref())?;
+    let (l, tokens) = loss_sum(model, &enc)?;
+    let g = l.backward()?;
+    let mut grads = Vec::new();
+    for (name, var) in vars {
+        if let Some(gv) = g.get(var) {
+            grads.push((name.clone(), gv.to_dtype(DType::F32)?));
         }
     }
-    let grads = sums
-        .into_iter()
-        .map(|(name, g)| (name.to_string(), g))
-        .collect();
-    Ok(Shard {
-        loss_nats,
+    Ok(SampleGrads {
+        loss_nats: l.to_scalar::<f32>()? as f64,
         tokens,
         grads,
     })
 }
 
-/// Splits `items` into at most `threads` contiguous chunks and runs `f` on each on its own
-/// thread. Results come back in chunk order, so what is summed from them does not depend on
-/// scheduling.
-fn on_threads<T: Sync, R: Send>(
+/// Adds `more` into `sum` by name.
+fn add_grads(sum: &mut Vec<(String, Tensor)>, more: Vec<(String, Tensor)>) -> Result<()> {
+    if sum.is_empty() {
+        *sum = more;
+        return Ok(());
+    }
+    for (name, g) in more {
+        match sum.iter_mut().find(|(n, _)| *n == name) {
+            Some((_, acc)) => *acc = (&*acc + g)?,
+            None => sum.push((name, g)),
+        }
+    }
+    Ok(())
+}
+
+/// Runs `f` on every item on up to `threads` threads, handing items out one at a time (a long
+/// screenshot does not hold up a fixed share of the batch), and folds the results into `acc`
+/// strictly in item order. The result is therefore the same for any scheduling and any number of
+/// threads; only results that finished before an earlier one wait, about `threads` at most.
+fn fold_in_order<T: Sync, R: Send, A: Send>(
     items: &[T],
     threads: usize,
-    f: impl Fn(&[T]) -> Result<R> + Sync,
-) -> Result<Vec<R>> {
-    if threads <= 1 || items.len() <= 1 {
-        return Ok(vec![f(items)?]);
+    f: impl Fn(&T) -> Result<R> + Sync,
+    acc: A,
+    fold: impl Fn(&mut A, R) -> Result<()> + Sync,
+) -> Result<A> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Mutex;
+    struct Folding<A, R> {
+        acc: A,
+        next: usize,
+        waiting: BTreeMap<usize, R>,
+        failed: Option<TrainError>,
     }
-    let per = items.len().div_ceil(threads);
-    let f = &f;
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = items
-            .chunks(per)
-            .map(|chunk| scope.spawn(move || f(chunk)))
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join()
-                    .map_err(|_| TrainError::Config("a worker thread panicked".into()))?
-            })
-            .collect()
-    })
+    let state = Mutex::new(Folding {
+        acc,
+        next: 0,
+        waiting: BTreeMap::new(),
+        failed: None,
+    });
+    let handed_out = AtomicUsize::new(0);
+    let work = || loop {
+        let i = handed_out.fetch_add(1, Ordering::Relaxed);
+        if i >= items.len() {
+            return;
+        }
+        let r = f(&items[i]);
+        let Ok(mut guard) = state.lock() else { return };
+        let st = &mut *guard;
+        if st.failed.is_some() {
+            return;
+        }
+        match r {
+            Err(e) => {
+                st.failed = Some(e);
+                return;
+            }
+            Ok(r) => {
+                st.waiting.insert(i, r);
+            }
+        }
+        while let Some(r) = st.waiting.remove(&st.next) {
+            if let Err(e) = fold(&mut st.acc, r) {
+                st.failed = Some(e);
+                return;
+            }
+            st.next += 1;
+        }
+    };
+    let threads = threads.clamp(1, items.len().max(1));
+    if threads == 1 {
+        work();
+    } else {
+        let joined = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..threads).map(|_| scope.spawn(work)).collect();
+            handles.into_iter().map(|h| h.join()).collect::<Vec<_>>()
+        });
+        if joined.iter().any(|j| j.is_err()) {
+            return Err(TrainError::Config("a worker thread panicked".into()));
+        }
+    }
+    let st = state
+        .into_inner()
+        .map_err(|_| TrainError::Config("a worker thread panicked".into()))?;
+    if let Some(e) = st.failed {
+        return Err(e);
+    }
+    if st.next != items.len() {
+        return Err(TrainError::Config("a worker thread stopped early".into()));
+    }
+    Ok(st.acc)
 }
 
 /// Runs one training job to the end; writes everything under `cfg.out`.
@@ -683,22 +740,34 @@ pub fn train(cfg: &TrainConfig) -> Result<Summary> {
         let (mut loss_nats, mut tokens) = (0f64, 0usize);
         for _ in 0..cfg.grad_accum {
             let recs: Vec<Record> = (0..cfg.batch).map(|_| stream.next_record()).collect();
-            let shards = on_threads(&recs, threads, |chunk| shard_loss(&model, chunk, &vars))?;
-            let n_micro: usize = shards.iter().map(|s| s.tokens).sum();
+            let empty = SampleGrads {
+                loss_nats: 0.0,
+                tokens: 0,
+                grads: Vec::new(),
+            };
+            let micro = fold_in_order(
+                &recs,
+                threads,
+                |rec| sample_grads(&model, rec, &vars),
+                empty,
+                |sum, s| {
+                    sum.loss_nats += s.loss_nats;
+                    sum.tokens += s.tokens;
+                    add_grads(&mut sum.grads, s.grads)
+                },
+            )?;
             // Mean over the micro-batch's answer tokens, averaged over accumulation steps.
-            let scale = 1.0 / (n_micro.max(1) * cfg.grad_accum) as f64;
-            for shard in shards {
-                loss_nats += shard.loss_nats;
-                for (name, g) in shard.grads {
-                    let g = (g * scale)?;
-                    let sum = match grads.remove(&name) {
-                        Some(acc) => (acc + g)?,
-                        None => g,
-                    };
-                    grads.insert(name, sum);
-                }
+            let scale = 1.0 / (micro.tokens.max(1) * cfg.grad_accum) as f64;
+            loss_nats += micro.loss_nats;
+            for (name, g) in micro.grads {
+                let g = (g * scale)?;
+                let sum = match grads.remove(&name) {
+                    Some(acc) => (acc + g)?,
+                    None => g,
+                };
+                grads.insert(name, sum);
             }
-            tokens += n_micro;
+            tokens += micro.tokens;
         }
         let grad_norm = clip_global_norm(&mut grads, cfg.clip)?;
         opt.step(&vars, &grads, lr)?;
@@ -802,4 +871,60 @@ pub fn train(cfg: &TrainConfig) -> Result<Summary> {
         serde_json::to_string_pretty(&summary).map_err(|e| TrainError::Config(e.to_string()))?;
     std::fs::write(cfg.out.join("summary.json"), json).map_err(|e| TrainError::io(&cfg.out, e))?;
     Ok(summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn folding_is_in_item_order_for_any_thread_count() {
+        // Float sums depend on order: the fold must see items 0, 1, 2, … whatever finishes first
+        // (later items are made to finish first by sleeping less).
+        let items: Vec<u64> = (0..40).collect();
+        let run = |threads| {
+            fold_in_order(
+                &items,
+                threads,
+                |&i| {
+                    std::thread::sleep(std::time::Duration::from_millis((40 - i) % 7));
+                    Ok(i)
+                },
+                Vec::new(),
+                |seen, i| {
+                    seen.push(i);
+                    Ok(())
+                },
+            )
+            .unwrap()
+        };
+        for threads in [1, 2, 3, 8] {
+            assert_eq!(run(threads), items, "{threads} threads");
+        }
+    }
+
+    #[test]
+    fn the_first_error_stops_the_fold() {
+        let items: Vec<u32> = (0..10).collect();
+        let r = fold_in_order(
+            &items,
+            2,
+            |&i| {
+                if i == 3 {
+                    Err(TrainError::Config("sample 3 is broken".into()))
+                } else {
+                    Ok(i)
+                }
+            },
+            0u32,
+            |sum, i| {
+                *sum += i;
+                Ok(())
+            },
+        );
+        match r {
+            Err(e) => assert!(e.to_string().contains("sample 3"), "{e}"),
+            Ok(v) => panic!("an error was swallowed: {v}"),
+        }
+    }
 }
