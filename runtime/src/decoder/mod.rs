@@ -7,6 +7,7 @@
 
 pub mod kv_cache;
 pub mod layers;
+mod softmax;
 
 pub use kv_cache::KvCache;
 use layers::{Linear, Norm, Rope};
@@ -423,9 +424,9 @@ impl Stack {
             if let Some(mask) = self.mask(start + q0, qb, total, group, h.device())? {
                 scores = scores.broadcast_add(&mask)?;
             }
-            // The fused softmax has no backward pass.
+            // candle_nn's fused softmax has no backward pass; ours has.
             let probs = if differentiable {
-                candle_nn::ops::softmax(&scores, candle_core::D::Minus1)?
+                softmax::softmax_last_dim_differentiable(&scores)?
             } else {
                 candle_nn::ops::softmax_last_dim(&scores)?
             };
