@@ -5,9 +5,9 @@
 //! at image rows, EVE v2 / Mono-InternVL) and a pre-decoder stack that every position passes
 //! first, with its own heads, RoPE and KV cache but no final norm (HoVLE).
 
+mod fused;
 pub mod kv_cache;
 pub mod layers;
-mod softmax;
 
 pub use kv_cache::KvCache;
 use layers::{Linear, Norm, Rope};
@@ -426,7 +426,7 @@ impl Stack {
             }
             // candle_nn's fused softmax has no backward pass; ours has.
             let probs = if differentiable {
-                softmax::softmax_last_dim_differentiable(&scores)?
+                fused::softmax_last_dim_differentiable(&scores)?
             } else {
                 candle_nn::ops::softmax_last_dim(&scores)?
             };
