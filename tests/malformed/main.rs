@@ -353,6 +353,35 @@ fn bad_images_are_named_and_extreme_ones_answered() {
     let missing = tmp.path().join("missing.png");
     expect_error(&strs(&ask(&missing)), "missing.png", "missing file");
 
+    // A valid 1 × 60,000,000 strip (a 0.2 MB PNG, under the 100-megapixel decode limit): SOLO's
+    // resize would pass through 32 × 60,000,000 pixels between its two passes and used to abort
+    // the process; now the families whose rules upscale the short side refuse it in one line
+    // (the others answer it, as the 1 × 100000 case below shows, only slower at this length).
+    let strip = tmp.path().join("strip.png");
+    image::GrayImage::from_pixel(1, 60_000_000, image::Luma([128]))
+        .save(&strip)
+        .unwrap();
+    for fam in ["solo-tiny", "eve1-tiny", "eve2-tiny"] {
+        let fm = fixture(fam).join("model");
+        let args = [
+            "ask",
+            "--model",
+            s(&fm),
+            "--image",
+            s(&strip),
+            "--max-tokens",
+            "1",
+            "hi",
+        ];
+        expect_answer_or_error(&args, &format!("{fam} 1x60000000"));
+    }
+    let solo = fixture("solo-tiny").join("model");
+    expect_error(
+        &["ask", "--model", s(&solo), "--image", s(&strip), "hi"],
+        "pass through",
+        "solo 1x60000000",
+    );
+
     // A header that lies: 100000 × 100000 pixels, a few bytes of data.
     let bomb = img("bomb.png", &png_with_size(100_000, 100_000, 2));
     expect_error(&strs(&ask(&bomb)), "pixels", "100000x100000 header");

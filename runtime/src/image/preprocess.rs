@@ -295,6 +295,10 @@ pub fn plan(spec: &PreprocessSpec, width: u32, height: u32) -> Result<ImagePlan>
             "a {width}x{height} image would be resized to {rw}x{rh}, past the {MAX_RESIZED_PIXELS}-pixel limit"
         )));
     }
+    check_intermediate(spec, width, height, rw, rh)?;
+    if let (true, Some(t)) = (thumbnail, tile_size) {
+        check_intermediate(spec, width, height, t, t)?;
+    }
     let (pw, ph) = match tile_size {
         Some(t) => (t, t),
         None => (rw, rh),
@@ -310,6 +314,19 @@ pub fn plan(spec: &PreprocessSpec, width: u32, height: u32) -> Result<ImagePlan>
         tile_grid,
         thumbnail,
     })
+}
+
+/// Refuses a resize whose first pass would be larger than the resized-size limit: on extreme
+/// aspect ratios it can dwarf both ends (a 233 KB PNG of 1×60,000,000 pixels, resized to 32×1024
+/// horizontally first, passes through 32×60,000,000 and aborted the process).
+fn check_intermediate(spec: &PreprocessSpec, w: u32, h: u32, rw: u32, rh: u32) -> Result<()> {
+    let (_, order) = filter(spec);
+    match order.intermediate_size(w, h, rw, rh) {
+        Some((iw, ih)) if iw as u64 * ih as u64 > MAX_RESIZED_PIXELS => Err(Error::Image(format!(
+            "a {w}x{h} image would pass through {iw}x{ih} pixels on its way to {rw}x{rh}, past the {MAX_RESIZED_PIXELS}-pixel limit (crop it or use a less extreme aspect ratio)"
+        ))),
+        _ => Ok(()),
+    }
 }
 
 fn filter(spec: &PreprocessSpec) -> (Filter, PassOrder) {
@@ -748,6 +765,34 @@ mod tests {
         // First patch of tile 2 starts at x = 56 (channel 0, CHW): (56/255 - 0.5)/0.5.
         let first_of_tile2 = g.patches[16 * g.patch_dim];
         assert!((first_of_tile2 - (56.0 / 255.0 - 0.5) / 0.5).abs() < 1e-6);
+    }
+
+    #[test]
+    fn a_resize_whose_first_pass_would_be_huge_is_refused_before_allocating() {
+        // SOLO's rule on a 1×60,000,000 strip: 32×1024 at the end, but with Pillow <= 12's
+        // horizontal-first order the image is 32×60,000,000 in between (a 233 KB PNG used to
+        // abort the process here). Pillow 13's order shrinks the height first: 1×1024.
+        for (filter, refused) in [
+            (ResampleFilter::Bicubic, true),
+            (ResampleFilter::BicubicPillow13, false),
+        ] {
+            let mut p = spec(
+                ResizePolicy::LongSideRoundUp {
+                    multiple: 32,
+                    cap: 1024,
+                },
+                32,
+            );
+            p.filter = filter;
+            match plan(&p, 1, 60_000_000) {
+                Err(e) => assert!(refused && e.to_string().contains("32x60000000"), "{e}"),
+                Ok(_) => assert!(!refused, "{filter:?}: planned"),
+            }
+            // The same strip on its side shrinks horizontally first: 1024x1 in between, fine.
+            plan(&p, 60_000_000, 1).unwrap();
+            // Ordinary extremes still plan.
+            plan(&p, 1, 100_000).unwrap();
+        }
     }
 
     #[test]

@@ -26,6 +26,41 @@ pub enum PassOrder {
     VerticalFirst,
 }
 
+impl PassOrder {
+    /// Whether a `in_w × in_h → out_w × out_h` resize runs its vertical pass first.
+    pub fn vertical_first(self, in_w: u32, in_h: u32, out_w: u32, out_h: u32) -> bool {
+        match self {
+            PassOrder::HorizontalFirst => false,
+            PassOrder::VerticalFirst => true,
+            PassOrder::Pillow13 => {
+                let dh = in_h as i64 - out_h as i64;
+                let dw = in_w as i64 - out_w as i64;
+                dh > 0 && dh > 2 * dw
+            }
+        }
+    }
+
+    /// Size of the image between the two passes of a resize, when both run. On extreme aspect
+    /// ratios it can dwarf both ends (a 1×60,000,000 strip resized to 32×1024 horizontally first
+    /// passes through 32×60,000,000), so callers bound it before resizing.
+    pub fn intermediate_size(
+        self,
+        in_w: u32,
+        in_h: u32,
+        out_w: u32,
+        out_h: u32,
+    ) -> Option<(u32, u32)> {
+        if in_w == out_w || in_h == out_h {
+            return None;
+        }
+        Some(if self.vertical_first(in_w, in_h, out_w, out_h) {
+            (in_w, out_h)
+        } else {
+            (out_w, in_h)
+        })
+    }
+}
+
 const PRECISION_BITS: u32 = 32 - 8 - 2;
 
 impl Filter {
@@ -241,15 +276,7 @@ pub fn resize_with_order(
     }
     let need_h = out_w != in_w;
     let need_v = out_h != in_h;
-    let vertical_first = match order {
-        PassOrder::HorizontalFirst => false,
-        PassOrder::VerticalFirst => true,
-        PassOrder::Pillow13 => {
-            let dh = in_h as i64 - out_h as i64;
-            let dw = in_w as i64 - out_w as i64;
-            dh > 0 && dh > 2 * dw
-        }
-    };
+    let vertical_first = order.vertical_first(in_w, in_h, out_w, out_h);
     let (in_w, in_h, out_wu, out_hu) =
         (in_w as usize, in_h as usize, out_w as usize, out_h as usize);
     let ch = need_h.then(|| precompute_coeffs(in_w as u32, out_w, filter));
