@@ -42,7 +42,7 @@ pub fn parse_device(spec: &str) -> Result<Device> {
         let n = index(&spec, "cuda")?;
         if !CUDA_COMPILED {
             return Err(Error::Unsupported(format!(
-                "device {spec}: this build has no CUDA backend (rebuild with `--features cuda`, which needs the CUDA toolkit)"
+                "device {spec}: this build has no CUDA backend (rebuild with `--features cuda`, which needs nvcc: the CUDA toolkit, or scripts/cuda-toolchain.sh)"
             )));
         }
         return Device::new_cuda(n).map_err(|e| {
@@ -120,7 +120,7 @@ pub fn backends() -> Vec<Backend> {
         "cuda",
         CUDA_COMPILED,
         Device::new_cuda,
-        "not compiled in (`--features cuda`, needs the CUDA toolkit)",
+        "not compiled in (`--features cuda`, needs nvcc: the CUDA toolkit or scripts/cuda-toolchain.sh)",
     ));
     out.push(probe(
         "metal",
