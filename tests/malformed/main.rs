@@ -283,6 +283,29 @@ fn malformed_checkpoint_folders_are_named() {
         "unknown family",
     );
 
+    // tokenizer.json files on which the `tokenizers` crate panics rather than erring (found by
+    // the model_files fuzz target): a syntax error inside `decoder`, and a Precompiled
+    // normalizer without its charsmap (valid JSON).
+    let dir = copy_model("fuyu-tiny");
+    let tok = dir.path().join("tokenizer.json");
+    let text = std::fs::read_to_string(&tok).unwrap();
+    let at = text.find("\"decoder\"").expect("a decoder section");
+    let broken = format!("{}\"decoder\": {{\"type\" \"Fuse\"}}}}", &text[..at]);
+    std::fs::write(&tok, broken).unwrap();
+    expect_error(
+        &["ask", "--model", s(dir.path()), "hi"],
+        "tokenizer.json: invalid JSON",
+        "syntax error in decoder",
+    );
+    let mut json: serde_json::Value = serde_json::from_str(&text).unwrap();
+    json["normalizer"] = serde_json::json!({"type": "Precompiled"});
+    std::fs::write(&tok, json.to_string()).unwrap();
+    expect_error(
+        &["ask", "--model", s(dir.path()), "hi"],
+        "malformed tokenizer",
+        "Precompiled normalizer without charsmap",
+    );
+
     // Not a model at all.
     let tmp = tempfile::tempdir().unwrap();
     expect_error(

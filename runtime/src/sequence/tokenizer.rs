@@ -16,13 +16,42 @@ pub struct Tokenizer {
     inner: Inner,
 }
 
+/// Parses a `tokenizer.json` with the `tokenizers` crate, which panics on some malformed files
+/// instead of returning an error (0.23: `expect` in its deserializers, e.g. a syntax error inside
+/// `decoder`, or a `Precompiled` normalizer without a valid charsmap). JSON syntax is checked
+/// first, for a precise message; a panic that still happens is caught and reported as an error,
+/// with the process's panic hook muted meanwhile so that no panic text reaches the user.
+fn parse_tokenizer_json(bytes: &[u8], origin: &str) -> Result<tokenizers::Tokenizer> {
+    use std::panic::{catch_unwind, set_hook, take_hook, AssertUnwindSafe};
+    use std::sync::Mutex;
+    serde_json::from_slice::<serde::de::IgnoredAny>(bytes)
+        .map_err(|e| Error::Tokenizer(format!("{origin}: invalid JSON: {e}")))?;
+    // One muted section at a time (the hook is process-wide).
+    static MUTED: Mutex<()> = Mutex::new(());
+    let guard = MUTED.lock().unwrap_or_else(|e| e.into_inner());
+    let previous = take_hook();
+    set_hook(Box::new(|_| {}));
+    let parsed = catch_unwind(AssertUnwindSafe(|| {
+        tokenizers::Tokenizer::from_bytes(bytes)
+    }));
+    set_hook(previous);
+    drop(guard);
+    match parsed {
+        Ok(Ok(t)) => Ok(t),
+        Ok(Err(e)) => Err(Error::Tokenizer(format!("{origin}: {e}"))),
+        Err(_) => Err(Error::Tokenizer(format!(
+            "{origin}: malformed tokenizer (the tokenizers library could not read it)"
+        ))),
+    }
+}
+
 impl Tokenizer {
     /// Loads `tokenizer.json` if present, else `tokenizer.model`.
     pub fn from_dir(dir: &Path) -> Result<Self> {
         let json = dir.join("tokenizer.json");
         if json.exists() {
-            let t = tokenizers::Tokenizer::from_file(&json)
-                .map_err(|e| Error::Tokenizer(format!("{}: {e}", json.display())))?;
+            let bytes = std::fs::read(&json).map_err(|e| Error::io(&json, e))?;
+            let t = parse_tokenizer_json(&bytes, &json.display().to_string())?;
             return Ok(Tokenizer {
                 inner: Inner::Fast(Box::new(t)),
             });
@@ -46,8 +75,7 @@ impl Tokenizer {
     pub fn from_gguf(file: &GgufFile) -> Result<Self> {
         let origin = file.path().display().to_string();
         if let Some(json) = file.embedded_file("tokenizer.json")? {
-            let t = tokenizers::Tokenizer::from_bytes(&json)
-                .map_err(|e| Error::Tokenizer(format!("{origin}: embedded tokenizer.json: {e}")))?;
+            let t = parse_tokenizer_json(&json, &format!("{origin}: embedded tokenizer.json"))?;
             return Ok(Tokenizer {
                 inner: Inner::Fast(Box::new(t)),
             });
