@@ -42,6 +42,9 @@ pub enum Error {
     Unsupported(String),
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
+    /// A Vulkan device failure (driver, out of device memory, a kernel rejected by the driver).
+    #[error("vulkan: {0}")]
+    Vulkan(String),
     #[error("tensor math: {0}")]
     Candle(#[from] candle_core::Error),
 }
