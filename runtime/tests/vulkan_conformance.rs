@@ -32,6 +32,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use runtime::decoder::layers::{Norm, Rope};
 use runtime::spec::NormKind;
+use runtime::vulkan::DeviceWeight;
 use runtime::vulkan::{AttentionShape, DeviceTensor, VulkanContext, NO_ADAPTER};
 use std::sync::{Arc, OnceLock};
 
@@ -78,7 +79,10 @@ fn rel_err(got: &[f32], want: &[f32]) -> f32 {
     if got.len() != want.len() {
         return f32::INFINITY;
     }
-    let scale = want.iter().fold(0f32, |m, v| m.max(v.abs())).max(f32::MIN_POSITIVE);
+    let scale = want
+        .iter()
+        .fold(0f32, |m, v| m.max(v.abs()))
+        .max(f32::MIN_POSITIVE);
     let mut worst = 0f32;
     for (g, w) in got.iter().zip(want) {
         let e = (g - w).abs();
@@ -144,7 +148,14 @@ fn compare_rejects_a_wrong_result() {
     let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
     let mut wrong = got.clone();
     wrong[777] += 1e-3 * scale;
-    assert!(check("rms_norm (perturbed, must fail)", "4×4096", &wrong, &want, F32_TOL).is_err());
+    assert!(check(
+        "rms_norm (perturbed, must fail)",
+        "4×4096",
+        &wrong,
+        &want,
+        F32_TOL
+    )
+    .is_err());
     let mut nan = got;
     nan[5] = f32::NAN;
     assert!(check("rms_norm (NaN, must fail)", "4×4096", &nan, &want, F32_TOL).is_err());
@@ -159,11 +170,18 @@ fn embedding_gather_7b_vocab() {
     let dev_table = ctx.upload_matrix(&table, vocab, dim).expect("upload table");
     let got = run(&ctx, |b| b.gather(&dev_table, &ids));
     let idx = Tensor::new(ids.as_slice(), &Device::Cpu).expect("ids");
-    let want = flat(&cpu(&table, &[vocab, dim]).index_select(&idx, 0).expect("gather"));
+    let want = flat(
+        &cpu(&table, &[vocab, dim])
+            .index_select(&idx, 0)
+            .expect("gather"),
+    );
     // A gather copies: exact.
     assert_close("embedding gather", "32000×4096, 9 ids", &got, &want, 0.0);
     let mut b = ctx.batch();
-    assert!(b.gather(&dev_table, &[32000]).is_err(), "out-of-vocabulary id");
+    assert!(
+        b.gather(&dev_table, &[32000]).is_err(),
+        "out-of-vocabulary id"
+    );
 }
 
 #[test]
@@ -222,7 +240,9 @@ fn rope_full_and_partial_with_offsets() {
         let (cos, sin) = ctx.rope_tables(&rope, &positions).expect("tables");
         let xd = up(&ctx, &x, &[t, heads, hd]);
         let got = run(&ctx, |b| b.rope(&xd, &cos, &sin, rot));
-        let (c, s) = rope.tables(start, t, DType::F32, &Device::Cpu).expect("cpu tables");
+        let (c, s) = rope
+            .tables(start, t, DType::F32, &Device::Cpu)
+            .expect("cpu tables");
         let want = flat(
             &rope
                 .apply(&cpu(&x, &[t, heads, hd]), &c, &s, false)
@@ -266,9 +286,18 @@ fn attention_oracle(
     let group = heads / kv_heads;
     let mut outs = Vec::with_capacity(heads);
     for h in 0..heads {
-        let qh = q.i((.., h, ..)).and_then(|x| x.contiguous()).expect("q head");
-        let kh = k.i((.., h / group, ..)).and_then(|x| x.contiguous()).expect("k head");
-        let vh = v.i((.., h / group, ..)).and_then(|x| x.contiguous()).expect("v head");
+        let qh = q
+            .i((.., h, ..))
+            .and_then(|x| x.contiguous())
+            .expect("q head");
+        let kh = k
+            .i((.., h / group, ..))
+            .and_then(|x| x.contiguous())
+            .expect("k head");
+        let vh = v
+            .i((.., h / group, ..))
+            .and_then(|x| x.contiguous())
+            .expect("v head");
         let scores = (qh.matmul(&kh.t().expect("kt")).expect("qk") * scale)
             .and_then(|x| x.broadcast_add(&mask))
             .expect("scores");
@@ -321,30 +350,47 @@ fn check_attention(
 #[test]
 fn attention_prefill_2304_tokens() {
     let Some(ctx) = context() else { return };
-    check_attention(&ctx, (2304, 32, 8, 128), 0, None, 10);
+    check_attention(&ctx, (2304, 8, 2, 128), 0, None, 10);
 }
 
 #[test]
 fn attention_every_gqa_ratio() {
     let Some(ctx) = context() else { return };
-    for (i, (heads, kv_heads, hd)) in [(32, 32, 128), (32, 8, 128), (28, 4, 128), (16, 8, 128), (12, 4, 64), (32, 32, 64)]
-        .into_iter()
-        .enumerate()
+    for (i, (heads, kv_heads, hd)) in [
+        (32, 32, 128),
+        (32, 8, 128),
+        (28, 4, 128),
+        (16, 8, 128),
+        (12, 4, 64),
+        (32, 32, 64),
+    ]
+    .into_iter()
+    .enumerate()
     {
         let seed = 20 + 10 * i as u64;
         // Decode: one query over 2304 cached keys.
         check_attention(&ctx, (1, heads, kv_heads, hd), 2303, None, seed);
         // A prefill that continues a cached prefix (causal offset).
-        check_attention(&ctx, (300, heads, kv_heads, hd), 57, None, seed + 5);
+        check_attention(&ctx, (128, heads, kv_heads, hd), 57, None, seed + 5);
     }
+}
+
+#[test]
+fn attention_other_head_dims() {
+    // hd 256 takes the v1 kernel, hd 80 a head that fills neither kernel's lanes evenly.
+    let Some(ctx) = context() else { return };
+    check_attention(&ctx, (1, 8, 2, 256), 700, None, 80);
+    check_attention(&ctx, (70, 8, 2, 256), 30, Some(50), 81);
+    check_attention(&ctx, (1, 6, 2, 80), 700, None, 82);
+    check_attention(&ctx, (70, 6, 2, 80), 30, Some(50), 83);
 }
 
 #[test]
 fn attention_sliding_window() {
     let Some(ctx) = context() else { return };
     // Mistral-style window shorter than the sequence: prefill, a continued prefill, decode.
-    check_attention(&ctx, (600, 32, 8, 128), 0, Some(256), 90);
-    check_attention(&ctx, (200, 32, 8, 128), 500, Some(256), 91);
+    check_attention(&ctx, (400, 8, 2, 128), 0, Some(128), 90);
+    check_attention(&ctx, (100, 32, 8, 128), 500, Some(256), 91);
     check_attention(&ctx, (1, 32, 8, 128), 2303, Some(1024), 92);
     // Window 0: each query sees only itself.
     check_attention(&ctx, (33, 12, 4, 64), 3, Some(0), 93);
@@ -366,19 +412,220 @@ fn activations_and_elementwise() {
                 run(&ctx, |x| x.silu_mul(&ad, &bd)),
                 (candle_nn::ops::silu(&ac).expect("silu") * &bc).expect("mul"),
             ),
-            ("gelu (tanh)", run(&ctx, |x| x.gelu_tanh(&ad)), ac.gelu().expect("gelu")),
-            ("gelu (erf)", run(&ctx, |x| x.gelu_erf(&ad)), ac.gelu_erf().expect("gelu_erf")),
+            (
+                "gelu (tanh)",
+                run(&ctx, |x| x.gelu_tanh(&ad)),
+                ac.gelu().expect("gelu"),
+            ),
+            (
+                "gelu (erf)",
+                run(&ctx, |x| x.gelu_erf(&ad)),
+                ac.gelu_erf().expect("gelu_erf"),
+            ),
             (
                 "relu²",
                 run(&ctx, |x| x.relu_sq(&ad)),
                 ac.relu().and_then(|r| r.sqr()).expect("relu2"),
             ),
-            ("add", run(&ctx, |x| x.add(&ad, &bd)), (&ac + &bc).expect("add")),
-            ("mul", run(&ctx, |x| x.mul(&ad, &bd)), (&ac * &bc).expect("mul")),
-            ("scale", run(&ctx, |x| x.scale(&ad, 0.125)), (&ac * 0.125).expect("scale")),
+            (
+                "add",
+                run(&ctx, |x| x.add(&ad, &bd)),
+                (&ac + &bc).expect("add"),
+            ),
+            (
+                "mul",
+                run(&ctx, |x| x.mul(&ad, &bd)),
+                (&ac * &bc).expect("mul"),
+            ),
+            (
+                "scale",
+                run(&ctx, |x| x.scale(&ad, 0.125)),
+                (&ac * 0.125).expect("scale"),
+            ),
         ];
         for (name, got, want) in cases {
             assert_close(name, &shape, &got, &flat(&want), F32_TOL);
         }
     }
+}
+
+/// How a test weight is stored on both sides.
+#[derive(Debug, Clone, Copy)]
+enum Stored {
+    Dense(DType),
+    Quant(GgmlDType),
+}
+
+impl Stored {
+    fn name(self) -> String {
+        match self {
+            Stored::Dense(d) => format!("{d:?}").to_lowercase(),
+            Stored::Quant(q) => format!("{q:?}").to_lowercase(),
+        }
+    }
+}
+
+/// Uploads `w` `[n, k]` stored as `stored`; returns the device weight, the exact f32 values of the
+/// stored weight (candle's dequantization), and candle's quantized matmul for quant types.
+fn stored_weight(
+    ctx: &VulkanContext,
+    w: &[f32],
+    n: usize,
+    k: usize,
+    stored: Stored,
+) -> (DeviceWeight, Tensor, Option<QMatMul>) {
+    let wt = cpu(w, &[n, k]);
+    match stored {
+        Stored::Dense(dtype) => {
+            let ws = wt.to_dtype(dtype).expect("cast");
+            let dev = ctx.upload_dense_weight(&ws).expect("upload dense");
+            (dev, ws.to_dtype(DType::F32).expect("f32"), None)
+        }
+        Stored::Quant(q) => {
+            let qt = QTensor::quantize(&wt, q).expect("quantize");
+            let dev = ctx.upload_qtensor(&qt).expect("upload blocks");
+            let deq = qt.dequantize(&Device::Cpu).expect("dequantize");
+            let qmm = QMatMul::from_qtensor(qt).expect("qmatmul");
+            (dev, deq, Some(qmm))
+        }
+    }
+}
+
+/// Per-output bound on candle's `QMatMul` deviation from the exact product: it rounds each
+/// activation block to 8 bits (q8_0 blocks of 32 for q8_0/q4_0, q8_K blocks of 256 for K-quants),
+/// an error of at most amax(block)/254 per activation.
+fn qmatmul_bound(x: &[f32], t: usize, k: usize, w_abs: &Tensor, block: usize) -> Vec<f32> {
+    let mut e = vec![0f32; t * k];
+    for row in 0..t {
+        for b0 in (0..k).step_by(block) {
+            let blk = &x[row * k + b0..row * k + (b0 + block).min(k)];
+            let amax = blk.iter().fold(0f32, |m, v| m.max(v.abs()));
+            e[row * k + b0..row * k + b0 + blk.len()].fill(amax / 254.0);
+        }
+    }
+    flat(
+        &cpu(&e, &[t, k])
+            .matmul(&w_abs.t().expect("t"))
+            .expect("bound"),
+    )
+}
+
+fn check_matmul(ctx: &VulkanContext, t: usize, n: usize, k: usize, stored: Stored, bias: bool) {
+    let seed = (t * 31 + n * 7 + k) as u64;
+    let x = random(seed, t * k, 1.0);
+    let w = random(seed + 1, n * k, 1.0);
+    let b = random(seed + 2, n, 1.0);
+    let (dw, w_exact, qmm) = stored_weight(ctx, &w, n, k, stored);
+    let xd = up(ctx, &x, &[t, k]);
+    let bd = up(ctx, &b, &[n]);
+    let got = run(ctx, |batch| batch.matmul(&xd, &dw, bias.then_some(&bd)));
+    let xc = cpu(&x, &[t, k]);
+    let mut want = xc.matmul(&w_exact.t().expect("t")).expect("matmul");
+    if bias {
+        want = want.broadcast_add(&cpu(&b, &[n])).expect("bias");
+    }
+    let shape = format!(
+        "{t}×{k} · ({n}×{k} {})ᵀ{}",
+        stored.name(),
+        if bias { " + bias" } else { "" }
+    );
+    let kernel = if t == 1 { "mat-vec" } else { "mat-mat" };
+    assert_close(
+        &format!("{kernel} vs dequantized f32"),
+        &shape,
+        &got,
+        &flat(&want),
+        F32_TOL,
+    );
+    if let Some(qmm) = qmm {
+        let mut q = qmm.forward(&xc).expect("qmatmul");
+        if bias {
+            q = q.broadcast_add(&cpu(&b, &[n])).expect("bias");
+        }
+        let q = flat(&q);
+        let block = match stored {
+            Stored::Quant(GgmlDType::Q8_0 | GgmlDType::Q4_0) => 32,
+            _ => 256,
+        };
+        let bound = qmatmul_bound(&x, t, k, &w_exact.abs().expect("abs"), block);
+        let scale = q.iter().fold(0f32, |m, v| m.max(v.abs()));
+        let mut worst = 0f32;
+        let mut worst_ratio = 0f32;
+        for ((g, r), bd) in got.iter().zip(&q).zip(&bound) {
+            let diff = (g - r).abs();
+            worst = worst.max(diff);
+            worst_ratio = worst_ratio.max(diff / (bd + F32_TOL * scale));
+        }
+        let ok = worst_ratio <= 1.0;
+        eprintln!(
+            "| {kernel} vs candle QMatMul | {shape} | {:.2e} | ≤ activation-rounding bound (used {:.0}%) | {} |",
+            worst / scale,
+            worst_ratio * 100.0,
+            if ok { "ok" } else { "FAIL" }
+        );
+        assert!(
+            ok,
+            "{shape}: QMatMul deviation beyond its activation-rounding bound"
+        );
+    }
+}
+
+const QUANTS: [Stored; 4] = [
+    Stored::Quant(GgmlDType::Q8_0),
+    Stored::Quant(GgmlDType::Q4_0),
+    Stored::Quant(GgmlDType::Q4K),
+    Stored::Quant(GgmlDType::Q6K),
+];
+
+#[test]
+fn matvec_decode_every_weight_type() {
+    let Some(ctx) = context() else { return };
+    let dense = [
+        Stored::Dense(DType::F32),
+        Stored::Dense(DType::F16),
+        Stored::Dense(DType::BF16),
+    ];
+    for stored in dense.into_iter().chain(QUANTS) {
+        check_matmul(&ctx, 1, 4096, 4096, stored, true);
+    }
+}
+
+#[test]
+fn matvec_decode_7b_ffn_and_lm_head() {
+    let Some(ctx) = context() else { return };
+    for stored in [Stored::Quant(GgmlDType::Q4K), Stored::Quant(GgmlDType::Q6K)] {
+        check_matmul(&ctx, 1, 11008, 4096, stored, false);
+        check_matmul(&ctx, 1, 4096, 11008, stored, false);
+        check_matmul(&ctx, 1, 14336, 4096, stored, false);
+        check_matmul(&ctx, 1, 4096, 14336, stored, false);
+    }
+    // An f16 lm_head over a 32000 vocabulary is 250 MiB: more than lavapipe binds at once, so it
+    // runs as row parts.
+    check_matmul(&ctx, 1, 32000, 4096, Stored::Dense(DType::F16), false);
+    check_matmul(&ctx, 1, 32000, 4096, Stored::Quant(GgmlDType::Q6K), false);
+}
+
+#[test]
+fn matmat_prefill_2304_tokens_q4k() {
+    let Some(ctx) = context() else { return };
+    check_matmul(&ctx, 2304, 4096, 4096, Stored::Quant(GgmlDType::Q4K), false);
+}
+
+#[test]
+fn matmat_prefill_every_weight_type() {
+    let Some(ctx) = context() else { return };
+    let dense = [
+        Stored::Dense(DType::F32),
+        Stored::Dense(DType::F16),
+        Stored::Dense(DType::BF16),
+    ];
+    for stored in dense.into_iter().chain(QUANTS) {
+        check_matmul(&ctx, 200, 1024, 4096, stored, true);
+    }
+    // Ragged tiles: T, N and K that are no multiple of the 64×64×32 tile (dense K is free).
+    for stored in dense {
+        check_matmul(&ctx, 77, 100, 100, stored, true);
+    }
+    check_matmul(&ctx, 77, 100, 256, Stored::Quant(GgmlDType::Q4K), true);
+    check_matmul(&ctx, 3, 100, 96, Stored::Quant(GgmlDType::Q8_0), true);
 }

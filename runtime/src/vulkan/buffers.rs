@@ -22,6 +22,24 @@ impl DeviceTensor {
         self.shape.iter().product()
     }
 
+    /// The first `n` rows (of the leading dimension), sharing the buffer.
+    pub fn rows(&self, n: usize) -> Result<DeviceTensor> {
+        let mut shape = self.shape.clone();
+        match shape.first_mut() {
+            Some(first) if n <= *first => *first = n,
+            _ => {
+                return Err(Error::InvalidArgument(format!(
+                    "{n} rows of a {:?} tensor",
+                    self.shape
+                )))
+            }
+        }
+        Ok(DeviceTensor {
+            buf: self.buf.clone(),
+            shape,
+        })
+    }
+
     /// The same values viewed with another shape of equal size.
     pub fn reshaped(&self, shape: &[usize]) -> Result<DeviceTensor> {
         if shape.iter().product::<usize>() != self.elems() {

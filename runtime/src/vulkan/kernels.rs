@@ -9,6 +9,7 @@ const EMBEDDING: &str = include_str!("shaders/embedding.wgsl");
 const NORM: &str = include_str!("shaders/norm.wgsl");
 const ROPE: &str = include_str!("shaders/rope.wgsl");
 const ATTENTION: &str = include_str!("shaders/attention.wgsl");
+const ATTENTION_TILED: &str = include_str!("shaders/attention_tiled.wgsl");
 const ELEMENTWISE: &str = include_str!("shaders/elementwise.wgsl");
 const MATMUL_COMMON: &str = include_str!("shaders/matmul_common.wgsl");
 const MATVEC: &str = include_str!("shaders/matvec.wgsl");
@@ -32,7 +33,10 @@ pub(crate) enum Kernel {
     RmsNorm,
     LayerNorm,
     Rope,
+    /// v1: one workgroup per (head, query); any head dim up to 256.
     Attention,
+    /// v2: 8 query rows of one KV head per workgroup, shared K/V tiles; head dims up to 128.
+    AttentionTiled,
     SiluMul,
     GeluTanh,
     GeluErf,
@@ -56,6 +60,7 @@ impl Kernel {
             Kernel::LayerNorm => one(NORM, "layer_norm"),
             Kernel::Rope => one(ROPE, "rope"),
             Kernel::Attention => one(ATTENTION, "attend"),
+            Kernel::AttentionTiled => one(ATTENTION_TILED, "attend_tiled"),
             Kernel::SiluMul => one(ELEMENTWISE, "silu_mul"),
             Kernel::GeluTanh => one(ELEMENTWISE, "gelu_tanh"),
             Kernel::GeluErf => one(ELEMENTWISE, "gelu_erf"),

@@ -8,9 +8,13 @@
 
 mod buffers;
 mod context;
+mod decoder;
 mod kernels;
+mod kv_cache;
 mod ops;
 
 pub use buffers::{DeviceTensor, DeviceWeight, WeightType};
 pub use context::{adapters, AdapterSummary, VulkanContext, NO_ADAPTER};
+pub use decoder::VulkanDecoder;
+pub use kv_cache::DeviceKvCache;
 pub use ops::{AttentionShape, Batch, MAX_HEAD_DIM};

@@ -12,6 +12,8 @@ use wgpu::util::DeviceExt;
 const ELEMENTWISE_WG: usize = 256;
 /// Head dims the attention kernel keeps in registers (4 per thread × 64 threads).
 pub const MAX_HEAD_DIM: usize = 256;
+/// Head dims the tiled attention kernel (v2) handles; larger ones take v1.
+const TILED_ATTENTION_MAX_HEAD_DIM: usize = 128;
 
 /// Where each query of an attention call sits and what it may see.
 #[derive(Debug, Clone, Copy)]
@@ -272,7 +274,12 @@ impl Batch<'_> {
         }
         let out = self.ctx.zeros(&x.shape)?;
         let (gx, gy) = self.grid(x.elems().div_ceil(ELEMENTWISE_WG))?;
-        let params = [u(t, "T")?, u(heads, "heads")?, u(hd, "hd")?, u(rotary_dim, "rot")?];
+        let params = [
+            u(t, "T")?,
+            u(heads, "heads")?,
+            u(hd, "hd")?,
+            u(rotary_dim, "rot")?,
+        ];
         self.dispatch(
             Kernel::Rope,
             &params,
@@ -341,12 +348,28 @@ impl Batch<'_> {
             window,
             (1.0 / (hd as f64).sqrt() as f32).to_bits(),
         ];
-        self.dispatch(
-            Kernel::Attention,
-            &params,
-            &[(1, &q.buf), (2, &k.buf), (3, &v.buf), (4, &out.buf)],
-            (heads as u32, t as u32, 1),
-        )?;
+        let bind = [(1, &q.buf), (2, &k.buf), (3, &v.buf), (4, &out.buf)];
+        if hd <= TILED_ATTENTION_MAX_HEAD_DIM {
+            let (gx, gy) = (kv_heads, (t * (heads / kv_heads)).div_ceil(8));
+            if gx > max || gy > max {
+                return Err(Error::Unsupported(format!(
+                    "{t} query rows of {heads} heads exceed the device's dispatch limits"
+                )));
+            }
+            self.dispatch(
+                Kernel::AttentionTiled,
+                &params,
+                &bind,
+                (gx as u32, gy as u32, 1),
+            )?;
+        } else {
+            self.dispatch(
+                Kernel::Attention,
+                &params,
+                &bind,
+                (heads as u32, t as u32, 1),
+            )?;
+        }
         Ok(out)
     }
 

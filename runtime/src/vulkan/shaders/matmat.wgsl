@@ -2,6 +2,7 @@
 // walking K in steps of 32. Each step stages x[64 rows, 32] and W[64 rows, 32] (dequantized
 // once per element) in shared memory, stored k-major so the inner loop reads contiguous runs;
 // every thread then accumulates a 4×4 block of outputs (rows ty+16i, columns tx+16j).
+// v2: accumulators in vec4 registers instead of a private array (5× faster on lavapipe).
 // 2 × 8 KiB of shared memory: within WebGPU's default 16 KiB.
 
 const BM: u32 = 64u;
@@ -17,10 +18,12 @@ fn matmat(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) li
     let n0 = wg.x * BN;
     let tx = lid % 16u;
     let ty = lid / 16u;
-    var acc: array<f32, 16>;
-    for (var i = 0u; i < 16u; i = i + 1u) {
-        acc[i] = 0.0;
-    }
+    // The 4×4 outputs live in four vec4 registers (row i of the block is acc_i, columns in
+    // lanes): dynamically indexed private arrays end up in memory on some drivers (lavapipe).
+    var acc0 = vec4<f32>(0.0);
+    var acc1 = vec4<f32>(0.0);
+    var acc2 = vec4<f32>(0.0);
+    var acc3 = vec4<f32>(0.0);
     for (var k0 = 0u; k0 < p.k; k0 = k0 + BK) {
         for (var r = 0u; r < 8u; r = r + 1u) {
             let e = lid + r * 256u;
@@ -40,33 +43,36 @@ fn matmat(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) li
         }
         workgroupBarrier();
         for (var kk = 0u; kk < BK; kk = kk + 1u) {
-            var a: array<f32, 4>;
-            var b: array<f32, 4>;
-            for (var i = 0u; i < 4u; i = i + 1u) {
-                a[i] = xs[kk * BM + ty + 16u * i];
-                b[i] = ws[kk * BN + tx + 16u * i];
-            }
-            for (var i = 0u; i < 4u; i = i + 1u) {
-                for (var j = 0u; j < 4u; j = j + 1u) {
-                    acc[i * 4u + j] = acc[i * 4u + j] + a[i] * b[j];
-                }
-            }
+            let xo = kk * BM + ty;
+            let wo = kk * BN + tx;
+            let a = vec4<f32>(xs[xo], xs[xo + 16u], xs[xo + 32u], xs[xo + 48u]);
+            let b = vec4<f32>(ws[wo], ws[wo + 16u], ws[wo + 32u], ws[wo + 48u]);
+            acc0 = acc0 + a.x * b;
+            acc1 = acc1 + a.y * b;
+            acc2 = acc2 + a.z * b;
+            acc3 = acc3 + a.w * b;
         }
         workgroupBarrier();
     }
-    for (var i = 0u; i < 4u; i = i + 1u) {
-        let m = m0 + ty + 16u * i;
-        if (m < p.t) {
-            for (var j = 0u; j < 4u; j = j + 1u) {
-                let n = n0 + tx + 16u * j;
-                if (n < p.n) {
-                    var r = acc[i * 4u + j];
-                    if (p.has_bias != 0u) {
-                        r = r + bias[p.n_offset + n];
-                    }
-                    y[m * p.n_total + p.n_offset + n] = r;
-                }
+    store_row(m0 + ty, n0 + tx, acc0);
+    store_row(m0 + ty + 16u, n0 + tx, acc1);
+    store_row(m0 + ty + 32u, n0 + tx, acc2);
+    store_row(m0 + ty + 48u, n0 + tx, acc3);
+}
+
+// Writes y[m, n + 16j] = vals[j] (+ bias) for the columns inside the output.
+fn store_row(m: u32, n: u32, vals: vec4<f32>) {
+    if (m >= p.t) {
+        return;
+    }
+    for (var j = 0u; j < 4u; j = j + 1u) {
+        let col = n + 16u * j;
+        if (col < p.n) {
+            var r = vals[j];
+            if (p.has_bias != 0u) {
+                r = r + bias[p.n_offset + col];
             }
+            y[m * p.n_total + p.n_offset + col] = r;
         }
     }
 }
