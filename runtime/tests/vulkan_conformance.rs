@@ -23,6 +23,11 @@
 //! mat-vec at full 7B sizes; the other GQA ratios run at T=1 over 2304 cached keys and at a
 //! 300-token prefill.
 //!
+//! Whole models: `check-reference` (golden data of the upstream implementations) with the decoder
+//! on the device, for every family the Vulkan decoder runs (Fuyu, SOLO, EVE v1); the families it
+//! does not run yet (modality experts: EVE v2, Mono-InternVL; pre-decoder: HoVLE) must refuse
+//! with an error that names the gap.
+//!
 //! Without an adapter the tests print a note and pass, unless MONOVLM_REQUIRE_VULKAN=1 (CI), where
 //! they fail.
 
@@ -31,9 +36,12 @@ use candle_core::{DType, Device, IndexOp, Module, Tensor};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use runtime::decoder::layers::{Norm, Rope};
+use runtime::device::ComputeDevice;
+use runtime::reference::{all_passed, check_fixture};
 use runtime::spec::NormKind;
 use runtime::vulkan::DeviceWeight;
 use runtime::vulkan::{AttentionShape, DeviceTensor, VulkanContext, NO_ADAPTER};
+use runtime::{LoadOptions, Model};
 use std::sync::{Arc, OnceLock};
 
 const F32_TOL: f32 = 1e-4;
@@ -628,4 +636,50 @@ fn matmat_prefill_every_weight_type() {
     }
     check_matmul(&ctx, 77, 100, 256, Stored::Quant(GgmlDType::Q4K), true);
     check_matmul(&ctx, 3, 100, 96, Stored::Quant(GgmlDType::Q8_0), true);
+}
+
+fn vulkan_options(ctx: &Arc<VulkanContext>) -> LoadOptions {
+    LoadOptions {
+        device: ComputeDevice::Vulkan(ctx.clone()),
+        ..LoadOptions::default()
+    }
+}
+
+#[test]
+fn check_reference_fixtures_on_vulkan() {
+    let Some(ctx) = context() else { return };
+    for name in ["fuyu-tiny", "solo-tiny", "eve1-tiny"] {
+        let dir = monovlm_e2e::fixture(name);
+        let reports = check_fixture(&dir, None, &vulkan_options(&ctx))
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        for r in &reports {
+            eprintln!("{name} on vulkan: {}", r.line());
+        }
+        assert!(
+            all_passed(&reports),
+            "{name}: check-reference fails on vulkan"
+        );
+    }
+}
+
+#[test]
+fn unsupported_families_refuse_vulkan_clearly() {
+    let Some(ctx) = context() else { return };
+    for (name, gap) in [
+        ("eve2-tiny", "modality-expert"),
+        ("monointernvl-tiny", "modality-expert"),
+        ("hovle-tiny", "pre-decoder"),
+    ] {
+        let dir = monovlm_e2e::fixture(name).join("model");
+        match Model::load(&dir, &vulkan_options(&ctx)) {
+            Ok(_) => panic!("{name} loaded on vulkan, which does not run its {gap} layers"),
+            Err(e) => {
+                let msg = e.to_string();
+                assert!(
+                    msg.contains(gap) && msg.contains("--device cpu"),
+                    "{name}: {msg}"
+                );
+            }
+        }
+    }
 }

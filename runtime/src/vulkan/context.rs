@@ -114,7 +114,8 @@ impl VulkanContext {
         }
         let Some(adapter) = list.get(index) else {
             return Err(Error::InvalidArgument(format!(
-                "device vulkan:{index}: there are {} Vulkan adapters (vulkan:0 … vulkan:{})",
+                "device vulkan:{index}: this machine has {} Vulkan adapter(s), vulkan:0 to vulkan:{} \
+                 (`monovlm devices` lists them)",
                 list.len(),
                 list.len() - 1
             )));
