@@ -503,6 +503,8 @@ pub struct Forward {
 }
 
 /// Where the decoder layers, final norm and lm_head run.
+// One per model, built at load: variant sizes do not matter.
+#[allow(clippy::large_enum_variant)]
 enum Layers {
     /// On a candle device (CPU, CUDA, Metal), with an optional pre-decoder stack.
     Candle {
@@ -513,7 +515,7 @@ enum Layers {
     },
     /// On a Vulkan device through our own kernels.
     #[cfg(feature = "vulkan")]
-    Vulkan(Box<crate::vulkan::VulkanDecoder>),
+    Vulkan(crate::vulkan::VulkanDecoder),
 }
 
 pub struct Decoder {
@@ -572,9 +574,13 @@ impl Decoder {
                 }
             }
             #[cfg(feature = "vulkan")]
-            ComputeDevice::Vulkan(ctx) => Layers::Vulkan(Box::new(
-                crate::vulkan::VulkanDecoder::load(ctx.clone(), spec, w, &final_norm, &lm_head)?,
-            )),
+            ComputeDevice::Vulkan(ctx) => Layers::Vulkan(crate::vulkan::VulkanDecoder::load(
+                ctx.clone(),
+                spec,
+                w,
+                &final_norm,
+                &lm_head,
+            )?),
         };
         Ok(Decoder {
             spec: spec.clone(),
@@ -712,16 +718,19 @@ impl Decoder {
         pre_caches: Option<&mut [kv_cache::LayerCache]>,
         main_caches: Option<&mut [kv_cache::LayerCache]>,
     ) -> Result<Forward> {
-        let Layers::Candle {
-            pre,
-            main,
-            final_norm,
-            ..
-        } = &self.layers
-        else {
-            return Err(Error::Unsupported(
-                "training runs on candle devices (cpu, cuda, metal), not on Vulkan".into(),
-            ));
+        let (pre, main, final_norm) = match &self.layers {
+            Layers::Candle {
+                pre,
+                main,
+                final_norm,
+                ..
+            } => (pre, main, final_norm),
+            #[cfg(feature = "vulkan")]
+            Layers::Vulkan(_) => {
+                return Err(Error::Unsupported(
+                    "training runs on candle devices (cpu, cuda, metal), not on Vulkan".into(),
+                ))
+            }
         };
         let pre_out = match pre {
             Some(p) => Some(p.forward(x, &Rows::Text, start, pre_caches, self.dtype)?),
