@@ -13,7 +13,9 @@ const MIN_CAPACITY: usize = 64;
 
 pub struct DeviceKvCache {
     ctx: Arc<VulkanContext>,
-    /// `(keys, values)` per layer, each `[capacity, kv_heads, head_dim]`.
+    n_layers: usize,
+    /// `(keys, values)` per layer, each `[capacity, kv_heads, head_dim]`; empty until the first
+    /// [`DeviceKvCache::reserve`].
     layers: Vec<(DeviceTensor, DeviceTensor)>,
     capacity: usize,
     kv_heads: usize,
@@ -25,9 +27,7 @@ impl std::fmt::Debug for DeviceKvCache {
         write!(
             f,
             "DeviceKvCache({} layers × {} positions on {:?})",
-            self.layers.len(),
-            self.capacity,
-            self.ctx
+            self.n_layers, self.capacity, self.ctx
         )
     }
 }
@@ -36,24 +36,12 @@ impl DeviceKvCache {
     pub fn new(ctx: Arc<VulkanContext>, layers: usize, kv_heads: usize, head_dim: usize) -> Self {
         DeviceKvCache {
             ctx,
-            layers: Vec::with_capacity(layers),
+            n_layers: layers,
+            layers: Vec::new(),
             capacity: 0,
             kv_heads,
             head_dim,
         }
-        .with_layers(layers)
-    }
-
-    fn with_layers(mut self, n: usize) -> Self {
-        // Empty placeholders until the first `reserve`.
-        self.layers = (0..n)
-            .filter_map(|_| {
-                let k = self.ctx.zeros(&[0, self.kv_heads, self.head_dim]).ok()?;
-                let v = self.ctx.zeros(&[0, self.kv_heads, self.head_dim]).ok()?;
-                Some((k, v))
-            })
-            .collect();
-        self
     }
 
     pub fn capacity(&self) -> usize {
@@ -83,12 +71,12 @@ impl DeviceKvCache {
             .max(MIN_CAPACITY)
             .min(limit);
         let shape = [new_cap, self.kv_heads, self.head_dim];
+        let keep = keep.min(self.capacity);
         let mut batch = self.ctx.batch();
-        let mut grown = Vec::with_capacity(self.layers.len());
-        for (k, v) in &self.layers {
+        let mut grown = Vec::with_capacity(self.n_layers);
+        for i in 0..self.n_layers {
             let (nk, nv) = (self.ctx.zeros(&shape)?, self.ctx.zeros(&shape)?);
-            let keep = keep.min(self.capacity);
-            if keep > 0 {
+            if let (Some((k, v)), true) = (self.layers.get(i), keep > 0) {
                 batch.copy_rows(&k.rows(keep)?, &nk, 0)?;
                 batch.copy_rows(&v.rows(keep)?, &nv, 0)?;
             }
@@ -100,11 +88,14 @@ impl DeviceKvCache {
         Ok(())
     }
 
-    /// Layer `i`'s `(keys, values)` buffers.
+    /// Layer `i`'s `(keys, values)` buffers (after a `reserve`).
     pub fn layer(&self, i: usize) -> Result<&(DeviceTensor, DeviceTensor)> {
-        self.layers
-            .get(i)
-            .ok_or_else(|| Error::InvalidArgument("KV cache was made for another model".into()))
+        self.layers.get(i).ok_or_else(|| {
+            Error::InvalidArgument(format!(
+                "layer {i} of a {}-layer KV cache with {} positions reserved",
+                self.n_layers, self.capacity
+            ))
+        })
     }
 }
 
@@ -113,20 +104,23 @@ impl Clone for DeviceKvCache {
     fn clone(&self) -> Self {
         let mut copy = DeviceKvCache::new(
             self.ctx.clone(),
-            self.layers.len(),
+            self.n_layers,
             self.kv_heads,
             self.head_dim,
         );
-        // Failures land in the device's error slot and surface at the next op.
-        let _ = copy.reserve(self.capacity, 0);
-        let mut batch = self.ctx.batch();
-        for ((k, v), (ck, cv)) in self.layers.iter().zip(&copy.layers) {
-            if self.capacity > 0 {
+        if self.capacity == 0 {
+            return copy;
+        }
+        // Clone cannot fail: device errors land in the context's error slot and surface at
+        // the next op on it.
+        if copy.reserve(self.capacity, 0).is_ok() {
+            let mut batch = self.ctx.batch();
+            for ((k, v), (ck, cv)) in self.layers.iter().zip(&copy.layers) {
                 let _ = batch.copy_rows(k, ck, 0);
                 let _ = batch.copy_rows(v, cv, 0);
             }
+            let _ = batch.submit();
         }
-        let _ = batch.submit();
         copy
     }
 }
