@@ -17,11 +17,13 @@
 //! Shapes: 7B decoder dims (hidden 4096, FFN 11008 and 14336; vocab 32000 for the gather); the
 //! GQA ratios of every family (32/32, 32/8, 28/4, 16/8, 12/4 heads/KV heads; head dims 64 and 128);
 //! Fuyu's partial rotary (rotary_dim = hd/2); a sliding window; causal offsets (start > 0).
-//! Budget (the suite stays under 4 minutes on lavapipe with 2 cores): the biggest shapes go to
-//! the 2304-token prefill attention (32/8 heads, hd 128) and one 2304×4096 · 4096×4096 q4_k
-//! mat-mat; the other weight types get a 2304-row mat-mat at 4096×1024 and every decode (T=1)
-//! mat-vec at full 7B sizes; the other GQA ratios run at T=1 over 2304 cached keys and at a
-//! 300-token prefill.
+//! Budget (the suite stays under 4 minutes on lavapipe with 2 cores; measured: 187 s of CPU time,
+//! 285 s wall on 2 cores shared with other work): the biggest shapes go to one 2304×4096 ·
+//! (4096×4096 q4_k)ᵀ mat-mat and the 2304-token prefill attention (8/2 heads, hd 128); every weight
+//! type gets a 200×4096 · (1024×4096)ᵀ mat-mat with bias, ragged tiles, and a decode (T=1)
+//! mat-vec at 4096×4096, q4_k and q6_k at all 7B FFN shapes, f16 and q6_k at the 32000-row
+//! lm_head (split into row parts: more than lavapipe's 128 MiB binding); every GQA ratio runs at
+//! T=1 over 2304 cached keys and at a 128-token prefill continuing a 57-token cache.
 //!
 //! Whole models: `check-reference` (golden data of the upstream implementations) with the decoder
 //! on the device, for every family the Vulkan decoder runs (Fuyu, SOLO, EVE v1); the families it

@@ -9,8 +9,10 @@
 // head g of the group of G = H/KV query heads), so GQA heads read each key once. Keys stream
 // through shared memory in tiles of 16: K tile → 8×16 scores → per-row running max/normaliser
 // update → V tile (same shared buffer) → rescaled accumulation. Per tile, every key and value is
-// read from global memory once for 8 rows instead of once per row (v1), which made the 2304-token
-// prefill (32/8 heads, hd 128) 10× faster on lavapipe. 12.6 KiB of shared memory.
+// read from global memory once for 8 rows instead of once per row (v1). On lavapipe (2 busy CPU
+// cores) the 2304-token prefill with 32/8 heads, hd 128 took 277 s against v1's 311 s: lavapipe
+// is bound by its per-lane shared-memory gathers, not by global reads; real GPUs not measured
+// yet. 12.6 KiB of shared memory.
 
 struct Params {
     t: u32,

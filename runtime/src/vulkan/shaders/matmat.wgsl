@@ -2,7 +2,8 @@
 // walking K in steps of 32. Each step stages x[64 rows, 32] and W[64 rows, 32] (dequantized
 // once per element) in shared memory, stored k-major so the inner loop reads contiguous runs;
 // every thread then accumulates a 4×4 block of outputs (rows ty+16i, columns tx+16j).
-// v2: accumulators in vec4 registers instead of a private array (5× faster on lavapipe).
+// v2: accumulators in vec4 registers instead of a private array (200×1024×4096 f32 on lavapipe:
+// 4.6 s → 3.0 s on 2 busy cores; real GPUs not measured yet).
 // 2 × 8 KiB of shared memory: within WebGPU's default 16 KiB.
 
 const BM: u32 = 64u;
