@@ -29,7 +29,7 @@ pub struct ModelArgs {
     /// A PEFT LoRA adapter folder applied on top of the model (not merged).
     #[arg(long)]
     pub lora: Option<PathBuf>,
-    /// Compute device: cpu, cuda[:N] or metal[:N] (`monovlm devices` lists this build's).
+    /// Compute device: cpu, cuda[:N], metal[:N] or vulkan[:N] (`monovlm devices` lists this build's).
     #[arg(long, default_value = "cpu")]
     pub device: String,
 }

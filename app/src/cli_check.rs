@@ -14,7 +14,7 @@ pub struct CheckArgs {
     /// Check this model instead of the fixture's own `model/` (e.g. a converted file).
     #[arg(long)]
     pub model: Option<PathBuf>,
-    /// Compute device: cpu, cuda[:N] or metal[:N].
+    /// Compute device: cpu, cuda[:N], metal[:N] or vulkan[:N].
     #[arg(long, default_value = "cpu")]
     pub device: String,
 }

@@ -75,8 +75,11 @@ fn devices() -> anyhow::Result<ExitCode> {
             "ready"
         };
         println!("{:<7} {:<17} {}", b.name, state, b.note);
-        for d in &b.devices {
-            println!("          {d}");
+        for (i, d) in b.devices.iter().enumerate() {
+            match b.details.get(i).filter(|s| !s.is_empty()) {
+                Some(what) => println!("          {d}: {what}"),
+                None => println!("          {d}"),
+            }
         }
     }
     Ok(ExitCode::SUCCESS)

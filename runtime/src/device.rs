@@ -5,14 +5,60 @@
 use crate::error::{Error, Result};
 use candle_core::Device;
 
+/// Where a model runs: a candle device (CPU, CUDA, Metal), or a Vulkan adapter driven by our own
+/// kernels (then the image front end and the embeddings stay on the CPU).
+#[derive(Debug, Clone)]
+pub enum ComputeDevice {
+    Candle(Device),
+    #[cfg(feature = "vulkan")]
+    Vulkan(std::sync::Arc<crate::vulkan::VulkanContext>),
+}
+
+impl Default for ComputeDevice {
+    fn default() -> Self {
+        ComputeDevice::Candle(Device::Cpu)
+    }
+}
+
+impl From<Device> for ComputeDevice {
+    fn from(d: Device) -> Self {
+        ComputeDevice::Candle(d)
+    }
+}
+
+impl ComputeDevice {
+    /// The candle device of everything that is not on the Vulkan device (the CPU there).
+    pub fn host(&self) -> Device {
+        match self {
+            ComputeDevice::Candle(d) => d.clone(),
+            #[cfg(feature = "vulkan")]
+            ComputeDevice::Vulkan(_) => Device::Cpu,
+        }
+    }
+
+    /// The candle device, for work only candle can do (training).
+    pub fn candle(&self) -> Result<Device> {
+        match self {
+            ComputeDevice::Candle(d) => Ok(d.clone()),
+            #[cfg(feature = "vulkan")]
+            ComputeDevice::Vulkan(_) => Err(Error::Unsupported(
+                "training runs on candle devices (cpu, cuda, metal), not on vulkan".into(),
+            )),
+        }
+    }
+}
+
 /// One backend as `monovlm devices` lists it.
 #[derive(Debug, Clone)]
 pub struct Backend {
     pub name: &'static str,
     /// Built into this binary (its cargo feature was on, and the platform allows it).
     pub compiled: bool,
-    /// Devices found, as `name: description`.
+    /// Devices found, as `--device` names (`cuda:0`, `vulkan:1`).
     pub devices: Vec<String>,
+    /// What each device is (adapter name, type, driver), in `devices` order; empty where the
+    /// backend does not say.
+    pub details: Vec<String>,
     /// Why there are none, or how to get it.
     pub note: String,
 }
@@ -32,11 +78,11 @@ fn index(spec: &str, prefix: &str) -> Result<usize> {
 const CUDA_COMPILED: bool = cfg!(feature = "cuda");
 const METAL_COMPILED: bool = cfg!(all(feature = "metal", target_os = "macos"));
 
-/// Parses `--device`.
-pub fn parse_device(spec: &str) -> Result<Device> {
+/// Parses `--device` and opens the device.
+pub fn parse_device(spec: &str) -> Result<ComputeDevice> {
     let spec = spec.trim().to_ascii_lowercase();
     if spec == "cpu" {
-        return Ok(Device::Cpu);
+        return Ok(Device::Cpu.into());
     }
     if spec.starts_with("cuda") {
         let n = index(&spec, "cuda")?;
@@ -45,7 +91,7 @@ pub fn parse_device(spec: &str) -> Result<Device> {
                 "device {spec}: this build has no CUDA backend (rebuild with `--features cuda`, which needs nvcc: the CUDA toolkit, or scripts/cuda-toolchain.sh)"
             )));
         }
-        return Device::new_cuda(n).map_err(|e| {
+        return Device::new_cuda(n).map(Into::into).map_err(|e| {
             Error::Unsupported(format!(
                 "device {spec}: {e} (no NVIDIA GPU or driver found?)"
             ))
@@ -58,17 +104,71 @@ pub fn parse_device(spec: &str) -> Result<Device> {
                 "device {spec}: this build has no Metal backend (macOS only; rebuild with `--features metal`)"
             )));
         }
-        return Device::new_metal(n).map_err(|e| Error::Unsupported(format!("device {spec}: {e}")));
+        return Device::new_metal(n)
+            .map(Into::into)
+            .map_err(|e| Error::Unsupported(format!("device {spec}: {e}")));
     }
     if spec.starts_with("vulkan") {
-        index(&spec, "vulkan")?;
-        return Err(Error::Unsupported(format!(
-            "device {spec}: monovlm has no Vulkan backend yet (CPU, and CUDA/Metal through their cargo features)"
-        )));
+        let n = index(&spec, "vulkan")?;
+        return open_vulkan(&spec, n);
     }
     Err(Error::InvalidArgument(format!(
         "unknown device `{spec}` (cpu, cuda[:N], metal[:N], vulkan[:N])"
     )))
+}
+
+#[cfg(feature = "vulkan")]
+fn open_vulkan(spec: &str, n: usize) -> Result<ComputeDevice> {
+    crate::vulkan::VulkanContext::open(n)
+        .map(ComputeDevice::Vulkan)
+        .map_err(|e| match e {
+            Error::Unsupported(m) => Error::Unsupported(format!("device {spec}: {m}")),
+            other => other,
+        })
+}
+
+#[cfg(not(feature = "vulkan"))]
+fn open_vulkan(spec: &str, _n: usize) -> Result<ComputeDevice> {
+    Err(Error::Unsupported(format!(
+        "device {spec}: this build has no Vulkan backend (rebuild with `--features vulkan`)"
+    )))
+}
+
+/// The Vulkan adapters, as `vulkan:N: name (type, driver)`.
+#[cfg(feature = "vulkan")]
+fn vulkan_backend() -> Backend {
+    let adapters = crate::vulkan::adapters();
+    let devices = adapters
+        .iter()
+        .map(|a| format!("vulkan:{}", a.index))
+        .collect();
+    let details = adapters
+        .iter()
+        .map(|a| format!("{} ({}, driver {})", a.name, a.device_type, a.driver))
+        .collect();
+    let note = if adapters.is_empty() {
+        crate::vulkan::NO_ADAPTER.to_string()
+    } else {
+        String::new()
+    };
+    Backend {
+        name: "vulkan",
+        compiled: true,
+        devices,
+        details,
+        note,
+    }
+}
+
+#[cfg(not(feature = "vulkan"))]
+fn vulkan_backend() -> Backend {
+    Backend {
+        name: "vulkan",
+        compiled: false,
+        devices: Vec::new(),
+        details: Vec::new(),
+        note: "not compiled in (`--features vulkan`)".into(),
+    }
 }
 
 /// A GPU backend: its devices `name:0`, `name:1`, … up to the first that fails to open.
@@ -83,6 +183,7 @@ fn probe(
             name,
             compiled,
             devices: Vec::new(),
+            details: Vec::new(),
             note: not_compiled.into(),
         };
     }
@@ -103,6 +204,7 @@ fn probe(
         name,
         compiled,
         devices,
+        details: Vec::new(),
         note,
     }
 }
@@ -114,6 +216,7 @@ pub fn backends() -> Vec<Backend> {
         name: "cpu",
         compiled: true,
         devices: vec![format!("cpu: {cores} threads ({})", std::env::consts::ARCH)],
+        details: Vec::new(),
         note: String::new(),
     }];
     out.push(probe(
@@ -128,12 +231,7 @@ pub fn backends() -> Vec<Backend> {
         Device::new_metal,
         "not compiled in (macOS with `--features metal`)",
     ));
-    out.push(Backend {
-        name: "vulkan",
-        compiled: false,
-        devices: Vec::new(),
-        note: "not implemented yet".into(),
-    });
+    out.push(vulkan_backend());
     out
 }
 
@@ -143,8 +241,9 @@ mod tests {
 
     #[test]
     fn names_parse_and_missing_backends_say_why() {
-        assert!(matches!(parse_device("cpu"), Ok(Device::Cpu)));
-        assert!(matches!(parse_device(" CPU "), Ok(Device::Cpu)));
+        let cpu = |d: Result<ComputeDevice>| matches!(d, Ok(ComputeDevice::Candle(Device::Cpu)));
+        assert!(cpu(parse_device("cpu")));
+        assert!(cpu(parse_device(" CPU ")));
         let e = parse_device("tpu").unwrap_err().to_string();
         assert!(e.contains("unknown device") && e.contains("vulkan"), "{e}");
         let e = parse_device("cuda:x").unwrap_err().to_string();
@@ -157,8 +256,12 @@ mod tests {
             let e = parse_device("metal").unwrap_err().to_string();
             assert!(e.contains("--features metal"), "{e}");
         }
-        let e = parse_device("vulkan:0").unwrap_err().to_string();
-        assert!(e.contains("no Vulkan backend"), "{e}");
+        if !cfg!(feature = "vulkan") {
+            let e = parse_device("vulkan:0").unwrap_err().to_string();
+            assert!(e.contains("--features vulkan"), "{e}");
+        }
+        let e = parse_device("vulkan:x").unwrap_err().to_string();
+        assert!(e.contains("bad device"), "{e}");
         let b = backends();
         assert_eq!(
             b.iter().map(|b| b.name).collect::<Vec<_>>(),

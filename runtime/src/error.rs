@@ -45,6 +45,9 @@ pub enum Error {
     OutOfMemory(String),
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
+    /// A Vulkan device failure (driver, out of device memory, a kernel rejected by the driver).
+    #[error("vulkan: {0}")]
+    Vulkan(String),
     #[error("tensor math: {0}")]
     Candle(#[from] candle_core::Error),
 }

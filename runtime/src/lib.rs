@@ -20,6 +20,8 @@ pub mod model;
 pub mod reference;
 pub mod sequence;
 pub mod spec;
+#[cfg(feature = "vulkan")]
+pub mod vulkan;
 
 pub use error::{Error, Result};
 pub use generate::{Chat, FinishReason, GenerationOptions, Reply, SamplingOptions};

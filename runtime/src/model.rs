@@ -4,6 +4,7 @@
 use crate::adapter::Adapters;
 use crate::checkpoint::{HfFolder, NameAliases, TensorSource, Weights};
 use crate::decoder::{Decoder, Forward, KvCache};
+use crate::device::ComputeDevice;
 use crate::error::{Error, Result};
 use crate::families;
 use crate::frontend::Frontend;
@@ -50,7 +51,8 @@ impl std::str::FromStr for ComputeDtype {
 #[derive(Debug, Clone)]
 pub struct LoadOptions {
     pub dtype: ComputeDtype,
-    pub device: Device,
+    /// Where the decoder runs (`crate::device::parse_device`).
+    pub device: ComputeDevice,
     /// A PEFT LoRA adapter folder applied on top of the weights (unmerged).
     pub lora: Option<PathBuf>,
 }
@@ -59,7 +61,7 @@ impl Default for LoadOptions {
     fn default() -> Self {
         LoadOptions {
             dtype: ComputeDtype::F32,
-            device: Device::Cpu,
+            device: ComputeDevice::default(),
             lora: None,
         }
     }
@@ -103,6 +105,8 @@ pub struct Model {
     pub stats: WeightStats,
     /// `monovlm.quant_type` of a GGUF file (`f32`, `q8_0`, …); `None` for an HF folder.
     pub quant_type: Option<String>,
+    /// Where the decoder runs; rebuilds keep it.
+    pub compute: ComputeDevice,
 }
 
 impl Model {
@@ -118,7 +122,7 @@ impl Model {
             (HfFolder::open(path)?, Tokenizer::from_dir(path)?, None)
         };
         let adapters = match &opts.lora {
-            Some(dir) => Some(Adapters::load_peft(dir, &opts.device)?),
+            Some(dir) => Some(Adapters::load_peft(dir, &opts.device.host())?),
             None => None,
         };
         let mut model = Model::from_folder(&folder, tokenizer, opts, adapters.as_ref())?;
@@ -145,10 +149,10 @@ impl Model {
             source: &folder.tensors,
             aliases: aliases.clone(),
             dtype: opts.dtype.dtype(),
-            device: opts.device.clone(),
+            device: opts.device.host(),
             adapters,
         };
-        let (decoder, frontend) = Self::build_parts(&spec, &weights)?;
+        let (decoder, frontend) = Self::build_parts(&spec, &weights, &opts.device)?;
         if let Some(a) = adapters {
             // Every adapter module must land on a linear of this model.
             for m in a.modules.keys() {
@@ -168,11 +172,17 @@ impl Model {
             frontend,
             stats,
             quant_type: None,
+            compute: opts.device.clone(),
         })
     }
 
-    fn build_parts(spec: &ModelSpec, weights: &Weights) -> Result<(Decoder, Frontend)> {
-        let decoder = Decoder::load(&spec.decoder, spec.frontend.pre_decoder(), weights)?;
+    fn build_parts(
+        spec: &ModelSpec,
+        weights: &Weights,
+        compute: &ComputeDevice,
+    ) -> Result<(Decoder, Frontend)> {
+        let decoder =
+            Decoder::load_on(&spec.decoder, spec.frontend.pre_decoder(), weights, compute)?;
         let patch_dim = spec.preprocess.patch * spec.preprocess.patch * 3;
         let frontend = Frontend::load(&spec.frontend, weights, patch_dim, spec.decoder.hidden)?;
         Ok((decoder, frontend))
@@ -193,7 +203,7 @@ impl Model {
             device: self.device().clone(),
             adapters,
         };
-        let (decoder, frontend) = Self::build_parts(&self.spec, &weights)?;
+        let (decoder, frontend) = Self::build_parts(&self.spec, &weights, &self.compute)?;
         self.decoder = decoder;
         self.frontend = frontend;
         Ok(())

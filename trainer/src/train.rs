@@ -176,7 +176,9 @@ impl TrainConfig {
 }
 
 pub fn parse_device(s: &str) -> Result<Device> {
-    runtime::device::parse_device(s).map_err(|e| TrainError::Config(e.to_string()))
+    runtime::device::parse_device(s)
+        .and_then(|d| d.candle())
+        .map_err(|e| TrainError::Config(e.to_string()))
 }
 
 /// A model to train: loaded from an HF folder, or freshly initialised from a config file.
@@ -187,7 +189,7 @@ pub fn open_model(
     device: &Device,
 ) -> Result<(Model, MemoryTensors, PathBuf)> {
     let opts = LoadOptions {
-        device: device.clone(),
+        device: device.clone().into(),
         ..Default::default()
     };
     if path.is_file() && path.extension().is_some_and(|e| e == "json") {

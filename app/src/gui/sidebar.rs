@@ -21,6 +21,7 @@ pub fn available_devices() -> Vec<(String, String)> {
             let label = match b.name {
                 "cuda" => format!("CUDA {n}"),
                 "metal" => format!("Metal {n}"),
+                "vulkan" => format!("Vulkan {n}"),
                 other => format!("{other} {n}"),
             };
             out.push((label, d.clone()));

@@ -50,6 +50,9 @@ pub struct KvCache {
     pub layers: Vec<LayerCache>,
     /// Number of positions already processed.
     pub len: usize,
+    /// The keys and values of a decoder on a Vulkan device (then `layers` stay empty).
+    #[cfg(feature = "vulkan")]
+    pub device: Option<crate::vulkan::DeviceKvCache>,
 }
 
 impl KvCache {
@@ -57,6 +60,8 @@ impl KvCache {
         KvCache {
             layers: vec![LayerCache::default(); layers],
             len: 0,
+            #[cfg(feature = "vulkan")]
+            device: None,
         }
     }
 

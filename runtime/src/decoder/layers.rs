@@ -237,6 +237,25 @@ impl Rope {
         }
     }
 
+    pub fn rotary_dim(&self) -> usize {
+        self.rotary_dim
+    }
+
+    /// cos/sin values, row-major `[positions, rotary_dim/2]`.
+    pub fn tables_at(&self, positions: &[usize]) -> (Vec<f32>, Vec<f32>) {
+        let half = self.rotary_dim / 2;
+        let mut cos = Vec::with_capacity(positions.len() * half);
+        let mut sin = Vec::with_capacity(positions.len() * half);
+        for &p in positions {
+            for &f in &self.inv_freq {
+                let angle = (p as f32) * f;
+                cos.push((angle as f64).cos() as f32);
+                sin.push((angle as f64).sin() as f32);
+            }
+        }
+        (cos, sin)
+    }
+
     /// cos/sin tables `[T, rotary_dim/2]` for positions `start..start+len`.
     pub fn tables(
         &self,
@@ -246,15 +265,8 @@ impl Rope {
         device: &candle_core::Device,
     ) -> Result<(Tensor, Tensor)> {
         let half = self.rotary_dim / 2;
-        let mut cos = Vec::with_capacity(len * half);
-        let mut sin = Vec::with_capacity(len * half);
-        for p in start..start + len {
-            for &f in &self.inv_freq {
-                let angle = (p as f32) * f;
-                cos.push((angle as f64).cos() as f32);
-                sin.push((angle as f64).sin() as f32);
-            }
-        }
+        let positions: Vec<usize> = (start..start + len).collect();
+        let (cos, sin) = self.tables_at(&positions);
         let cos = Tensor::from_vec(cos, (len, half), device)?.to_dtype(dtype)?;
         let sin = Tensor::from_vec(sin, (len, half), device)?.to_dtype(dtype)?;
         Ok((cos, sin))

@@ -13,6 +13,7 @@ pub use kv_cache::KvCache;
 use layers::{Linear, Norm, Rope};
 
 use crate::checkpoint::Weights;
+use crate::device::ComputeDevice;
 use crate::error::{Error, Result};
 use crate::spec::{DecoderNames, DecoderSpec, ExpertNames, MlpKind, NormKind, QkvLayout};
 use candle_core::{DType, Device, IndexOp, Tensor};
@@ -21,16 +22,16 @@ use candle_core::{DType, Device, IndexOp, Tensor};
 /// full T×T score matrix per head.
 const ATTN_QUERY_BLOCK: usize = 256;
 
-struct Attention {
-    q: Linear,
-    k: Linear,
-    v: Linear,
-    o: Linear,
-    q_norm: Option<Norm>,
-    k_norm: Option<Norm>,
+pub(crate) struct Attention {
+    pub(crate) q: Linear,
+    pub(crate) k: Linear,
+    pub(crate) v: Linear,
+    pub(crate) o: Linear,
+    pub(crate) q_norm: Option<Norm>,
+    pub(crate) k_norm: Option<Norm>,
 }
 
-enum Mlp {
+pub(crate) enum Mlp {
     SwiGlu {
         gate: Linear,
         up: Linear,
@@ -43,16 +44,16 @@ enum Mlp {
 }
 
 /// A part of a layer with an optional image-row copy.
-struct Routed<T> {
-    text: T,
-    expert: Option<T>,
+pub(crate) struct Routed<T> {
+    pub(crate) text: T,
+    pub(crate) expert: Option<T>,
 }
 
-struct Block {
-    attn_norm: Routed<Norm>,
-    attn: Routed<Attention>,
-    mlp_norm: Routed<Norm>,
-    mlp: Routed<Mlp>,
+pub(crate) struct Block {
+    pub(crate) attn_norm: Routed<Norm>,
+    pub(crate) attn: Routed<Attention>,
+    pub(crate) mlp_norm: Routed<Norm>,
+    pub(crate) mlp: Routed<Mlp>,
 }
 
 /// Which rows of a forward take the expert weights.
@@ -281,58 +282,68 @@ struct Stack {
     rope: Rope,
 }
 
+/// Checks that the heads group evenly (every decoder path needs it).
+fn check_heads(spec: &DecoderSpec) -> Result<()> {
+    if spec.heads == 0 || spec.kv_heads == 0 || !spec.heads.is_multiple_of(spec.kv_heads) {
+        return Err(Error::Unsupported(format!(
+            "{} query heads are not a multiple of {} KV heads",
+            spec.heads, spec.kv_heads
+        )));
+    }
+    Ok(())
+}
+
+/// Loads layer `i` of `spec` (with its expert copies, if any) on the weights' device.
+pub(crate) fn load_block(spec: &DecoderSpec, w: &Weights, i: usize) -> Result<Block> {
+    let n = &spec.names;
+    let norm = |p: &str, name: &str| {
+        Norm::load(
+            w,
+            &format!("{p}{name}"),
+            spec.hidden,
+            spec.norm,
+            spec.norm_eps,
+        )
+    };
+    let text_attn = attn_names(n, spec);
+    let text_mlp = [n.gate.clone(), n.up.clone(), n.down.clone()];
+    let none = ExpertNames::default();
+    let ex = n.experts.as_ref().unwrap_or(&none);
+    let p = n.layer_prefix(i);
+    Ok(Block {
+        attn_norm: Routed {
+            text: norm(&p, &n.attn_norm)?,
+            expert: ex.attn_norm.as_ref().map(|e| norm(&p, e)).transpose()?,
+        },
+        attn: Routed {
+            text: Attention::load(spec, w, &p, refs(&text_attn))?,
+            expert: ex
+                .attn
+                .as_ref()
+                .map(|e| Attention::load(spec, w, &p, refs(e)))
+                .transpose()?,
+        },
+        mlp_norm: Routed {
+            text: norm(&p, &n.mlp_norm)?,
+            expert: ex.mlp_norm.as_ref().map(|e| norm(&p, e)).transpose()?,
+        },
+        mlp: Routed {
+            text: Mlp::load(spec, w, &p, refs(&text_mlp))?,
+            expert: ex
+                .mlp
+                .as_ref()
+                .map(|e| Mlp::load(spec, w, &p, refs(e)))
+                .transpose()?,
+        },
+    })
+}
+
 impl Stack {
     fn load(spec: &DecoderSpec, w: &Weights) -> Result<Self> {
-        let n = &spec.names;
-        if spec.heads == 0 || spec.kv_heads == 0 || !spec.heads.is_multiple_of(spec.kv_heads) {
-            return Err(Error::Unsupported(format!(
-                "{} query heads are not a multiple of {} KV heads",
-                spec.heads, spec.kv_heads
-            )));
-        }
-        let norm = |p: &str, name: &str| {
-            Norm::load(
-                w,
-                &format!("{p}{name}"),
-                spec.hidden,
-                spec.norm,
-                spec.norm_eps,
-            )
-        };
-        let text_attn = attn_names(n, spec);
-        let text_mlp = [n.gate.clone(), n.up.clone(), n.down.clone()];
-        let none = ExpertNames::default();
-        let ex = n.experts.as_ref().unwrap_or(&none);
-        let mut blocks = Vec::with_capacity(spec.layers);
-        for i in 0..spec.layers {
-            let p = n.layer_prefix(i);
-            blocks.push(Block {
-                attn_norm: Routed {
-                    text: norm(&p, &n.attn_norm)?,
-                    expert: ex.attn_norm.as_ref().map(|e| norm(&p, e)).transpose()?,
-                },
-                attn: Routed {
-                    text: Attention::load(spec, w, &p, refs(&text_attn))?,
-                    expert: ex
-                        .attn
-                        .as_ref()
-                        .map(|e| Attention::load(spec, w, &p, refs(e)))
-                        .transpose()?,
-                },
-                mlp_norm: Routed {
-                    text: norm(&p, &n.mlp_norm)?,
-                    expert: ex.mlp_norm.as_ref().map(|e| norm(&p, e)).transpose()?,
-                },
-                mlp: Routed {
-                    text: Mlp::load(spec, w, &p, refs(&text_mlp))?,
-                    expert: ex
-                        .mlp
-                        .as_ref()
-                        .map(|e| Mlp::load(spec, w, &p, refs(e)))
-                        .transpose()?,
-                },
-            });
-        }
+        check_heads(spec)?;
+        let blocks = (0..spec.layers)
+            .map(|i| load_block(spec, w, i))
+            .collect::<Result<Vec<_>>>()?;
         Ok(Stack {
             spec: spec.clone(),
             blocks,
@@ -492,13 +503,27 @@ pub struct Forward {
     pub pre_out: Option<Tensor>,
 }
 
+/// Where the decoder layers, final norm and lm_head run.
+// One per model, built at load: variant sizes do not matter.
+#[allow(clippy::large_enum_variant)]
+enum Layers {
+    /// On a candle device (CPU, CUDA, Metal), with an optional pre-decoder stack.
+    Candle {
+        pre: Option<Stack>,
+        main: Stack,
+        final_norm: Norm,
+        lm_head: Linear,
+    },
+    /// On a Vulkan device through our own kernels.
+    #[cfg(feature = "vulkan")]
+    Vulkan(crate::vulkan::VulkanDecoder),
+}
+
 pub struct Decoder {
     pub spec: DecoderSpec,
+    /// Token embeddings, on the candle device (the CPU for Vulkan).
     embed: Tensor,
-    pre: Option<Stack>,
-    main: Stack,
-    final_norm: Norm,
-    lm_head: Linear,
+    layers: Layers,
     dtype: DType,
     device: Device,
 }
@@ -506,32 +531,62 @@ pub struct Decoder {
 impl Decoder {
     /// Loads the decoder and, when given, the pre-decoder stack every position passes first.
     pub fn load(spec: &DecoderSpec, pre: Option<&DecoderSpec>, w: &Weights) -> Result<Self> {
+        Self::load_on(spec, pre, w, &ComputeDevice::Candle(w.device.clone()))
+    }
+
+    /// Like [`Decoder::load`], with the layers on `compute` (for Vulkan, `w` loads on the CPU
+    /// and each layer is uploaded as it loads).
+    pub fn load_on(
+        spec: &DecoderSpec,
+        pre: Option<&DecoderSpec>,
+        w: &Weights,
+        compute: &ComputeDevice,
+    ) -> Result<Self> {
         let n = &spec.names;
+        check_heads(spec)?;
+        #[cfg(feature = "vulkan")]
+        if matches!(compute, ComputeDevice::Vulkan(_)) {
+            crate::vulkan::VulkanDecoder::check_supported(spec, pre)?;
+        }
         let embed = w.get(&n.embed, &[spec.vocab, spec.hidden])?;
-        let pre = match pre {
-            Some(p) if p.hidden != spec.hidden => {
-                return Err(Error::Unsupported(format!(
-                    "pre-decoder width {} differs from the decoder's {}",
-                    p.hidden, spec.hidden
-                )))
-            }
-            Some(p) => Some(Stack::load(p, w)?),
-            None => None,
-        };
-        let main = Stack::load(spec, w)?;
         let final_norm = Norm::load(w, &n.final_norm, spec.hidden, spec.norm, spec.norm_eps)?;
         let lm_head = if spec.tie_embeddings && !w.contains(&format!("{}.weight", n.lm_head)) {
             Linear::new(embed.clone(), None)
         } else {
             Linear::load(w, &n.lm_head, spec.vocab, spec.hidden, false)?
         };
+        let layers = match compute {
+            ComputeDevice::Candle(_) => {
+                let pre = match pre {
+                    Some(p) if p.hidden != spec.hidden => {
+                        return Err(Error::Unsupported(format!(
+                            "pre-decoder width {} differs from the decoder's {}",
+                            p.hidden, spec.hidden
+                        )))
+                    }
+                    Some(p) => Some(Stack::load(p, w)?),
+                    None => None,
+                };
+                Layers::Candle {
+                    pre,
+                    main: Stack::load(spec, w)?,
+                    final_norm,
+                    lm_head,
+                }
+            }
+            #[cfg(feature = "vulkan")]
+            ComputeDevice::Vulkan(ctx) => Layers::Vulkan(crate::vulkan::VulkanDecoder::load(
+                ctx.clone(),
+                spec,
+                w,
+                &final_norm,
+                &lm_head,
+            )?),
+        };
         Ok(Decoder {
             spec: spec.clone(),
             embed,
-            pre,
-            main,
-            final_norm,
-            lm_head,
+            layers,
             dtype: w.dtype,
             device: w.device.clone(),
         })
@@ -541,6 +596,7 @@ impl Decoder {
         self.dtype
     }
 
+    /// The candle device of the embeddings and of the tensors this decoder takes and returns.
     pub fn device(&self) -> &Device {
         &self.device
     }
@@ -552,11 +608,29 @@ impl Decoder {
 
     /// Layers of the pre-decoder stack (0 without one).
     pub fn pre_layers(&self) -> usize {
-        self.pre.as_ref().map_or(0, |p| p.blocks.len())
+        match &self.layers {
+            Layers::Candle { pre, .. } => pre.as_ref().map_or(0, |p| p.blocks.len()),
+            #[cfg(feature = "vulkan")]
+            Layers::Vulkan(_) => 0,
+        }
+    }
+
+    fn main_layers(&self) -> usize {
+        match &self.layers {
+            Layers::Candle { main, .. } => main.blocks.len(),
+            #[cfg(feature = "vulkan")]
+            Layers::Vulkan(_) => self.spec.layers,
+        }
     }
 
     pub fn new_cache(&self) -> KvCache {
-        KvCache::new(self.pre_layers() + self.main.blocks.len())
+        #[allow(unused_mut)]
+        let mut cache = KvCache::new(self.pre_layers() + self.main_layers());
+        #[cfg(feature = "vulkan")]
+        if let Layers::Vulkan(v) = &self.layers {
+            cache.device = Some(v.new_cache());
+        }
+        cache
     }
 
     /// Word embeddings `[T, D]` of `ids`.
@@ -589,13 +663,27 @@ impl Decoder {
         let start = cache.len;
         let rows = self.route(start, t, image_rows)?;
         let n_pre = self.pre_layers();
-        if cache.layers.len() != n_pre + self.main.blocks.len() {
+        if cache.layers.len() != n_pre + self.main_layers() {
             return Err(Error::InvalidArgument(
                 "KV cache was made for another model".into(),
             ));
         }
-        let (pre_caches, main_caches) = cache.layers.split_at_mut(n_pre);
-        let out = self.run_stacks(x, &rows, start, Some(pre_caches), Some(main_caches))?;
+        let out = match &self.layers {
+            Layers::Candle { .. } => {
+                let (pre_caches, main_caches) = cache.layers.split_at_mut(n_pre);
+                self.run_stacks(x, &rows, start, Some(pre_caches), Some(main_caches))?
+            }
+            #[cfg(feature = "vulkan")]
+            Layers::Vulkan(v) => {
+                let device_cache = cache.device.as_mut().ok_or_else(|| {
+                    Error::InvalidArgument("KV cache was made for another device".into())
+                })?;
+                Forward {
+                    hidden: v.forward(x, start, device_cache)?,
+                    pre_out: None,
+                }
+            }
+        };
         cache.len = start + t;
         Ok(out)
     }
@@ -631,11 +719,25 @@ impl Decoder {
         pre_caches: Option<&mut [kv_cache::LayerCache]>,
         main_caches: Option<&mut [kv_cache::LayerCache]>,
     ) -> Result<Forward> {
-        let pre_out = match &self.pre {
+        let (pre, main, final_norm) = match &self.layers {
+            Layers::Candle {
+                pre,
+                main,
+                final_norm,
+                ..
+            } => (pre, main, final_norm),
+            #[cfg(feature = "vulkan")]
+            Layers::Vulkan(_) => {
+                return Err(Error::Unsupported(
+                    "training runs on candle devices (cpu, cuda, metal), not on Vulkan".into(),
+                ))
+            }
+        };
+        let pre_out = match pre {
             Some(p) => Some(p.forward(x, &Rows::Text, start, pre_caches, self.dtype)?),
             None => None,
         };
-        let x = self.main.forward(
+        let x = main.forward(
             pre_out.as_ref().unwrap_or(x),
             rows,
             start,
@@ -643,14 +745,18 @@ impl Decoder {
             self.dtype,
         )?;
         Ok(Forward {
-            hidden: self.final_norm.forward(&x)?,
+            hidden: final_norm.forward(&x)?,
             pre_out,
         })
     }
 
     /// Logits `[T, V]` (f32) of normed hidden states.
     pub fn logits(&self, hidden: &Tensor) -> Result<Tensor> {
-        Ok(self.lm_head.forward(hidden)?.to_dtype(DType::F32)?)
+        match &self.layers {
+            Layers::Candle { lm_head, .. } => Ok(lm_head.forward(hidden)?.to_dtype(DType::F32)?),
+            #[cfg(feature = "vulkan")]
+            Layers::Vulkan(v) => v.logits(hidden),
+        }
     }
 }
 
