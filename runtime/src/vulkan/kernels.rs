@@ -8,6 +8,7 @@ use std::sync::Mutex;
 const EMBEDDING: &str = include_str!("shaders/embedding.wgsl");
 const NORM: &str = include_str!("shaders/norm.wgsl");
 const ROPE: &str = include_str!("shaders/rope.wgsl");
+const ATTENTION_COMMON: &str = include_str!("shaders/attention_common.wgsl");
 const ATTENTION: &str = include_str!("shaders/attention.wgsl");
 const ATTENTION_TILED: &str = include_str!("shaders/attention_tiled.wgsl");
 const ELEMENTWISE: &str = include_str!("shaders/elementwise.wgsl");
@@ -59,8 +60,11 @@ impl Kernel {
             Kernel::RmsNorm => one(NORM, "rms_norm"),
             Kernel::LayerNorm => one(NORM, "layer_norm"),
             Kernel::Rope => one(ROPE, "rope"),
-            Kernel::Attention => one(ATTENTION, "attend"),
-            Kernel::AttentionTiled => one(ATTENTION_TILED, "attend_tiled"),
+            Kernel::Attention => ([ATTENTION_COMMON, ATTENTION].join("\n"), "attend"),
+            Kernel::AttentionTiled => (
+                [ATTENTION_COMMON, ATTENTION_TILED].join("\n"),
+                "attend_tiled",
+            ),
             Kernel::SiluMul => one(ELEMENTWISE, "silu_mul"),
             Kernel::GeluTanh => one(ELEMENTWISE, "gelu_tanh"),
             Kernel::GeluErf => one(ELEMENTWISE, "gelu_erf"),

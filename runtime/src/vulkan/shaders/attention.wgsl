@@ -1,36 +1,13 @@
 // Causal attention with GQA, an optional sliding window and an online softmax (v1).
-//
-// q [T, H, hd]; k, v [S, KV, hd] (the KV cache, rows 0..start+T valid); out [T, H, hd].
-// Query i sits at absolute position start+i and sees key j iff j <= start+i and, with a window
-// w, start+i − j <= w. Scores are q·k · scale.
+// (Parameters, bindings and the visibility rule: attention_common.wgsl.)
 //
 // v1: one workgroup of 64 threads per (head, query row). Keys stream through in tiles of 64, one
 // key per thread; the running max m, normaliser l and the output accumulator are rescaled per
 // tile (flash-attention style), so no T×S score matrix exists anywhere. Each thread owns the
 // output dims lid, lid+64, lid+128, lid+192 (head dims up to 256).
 
-struct Params {
-    t: u32,
-    heads: u32,
-    kv_heads: u32,
-    hd: u32,
-    start: u32,
-    window: u32, // 0xffffffff: no window
-    scale: f32,
-    _pad: u32,
-}
-
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> q: array<f32>;
-@group(0) @binding(2) var<storage, read> k: array<f32>;
-@group(0) @binding(3) var<storage, read> v: array<f32>;
-@group(0) @binding(4) var<storage, read_write> out: array<f32>;
-
 const TILE: u32 = 64u;
 const MAX_HD: u32 = 256u;
-const NO_WINDOW: u32 = 0xffffffffu;
-// exp(NEG_BIG − finite) underflows to exactly 0, without the NaNs of −inf − −inf.
-const NEG_BIG: f32 = -1.0e30;
 
 var<workgroup> q_sh: array<f32, MAX_HD>;
 var<workgroup> p_sh: array<f32, TILE>;
@@ -74,10 +51,7 @@ fn attend(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) li
     }
     let kvh = h / (p.heads / p.kv_heads);
     let pos = p.start + i;
-    var lo = 0u;
-    if (p.window != NO_WINDOW && pos > p.window) {
-        lo = pos - p.window;
-    }
+    let lo = window_lo(pos);
     let q_base = (i * p.heads + h) * p.hd;
     for (var d = lid; d < p.hd; d = d + TILE) {
         q_sh[d] = q[q_base + d];

@@ -1,9 +1,6 @@
 // Causal attention with GQA, an optional sliding window and an online softmax (v2, head dims up
-// to 128). Same contract as attention.wgsl (v1):
-//
-// q [T, H, hd]; k, v [S, KV, hd] (the KV cache, rows 0..start+T valid); out [T, H, hd].
-// Query i sits at absolute position start+i and sees key j iff j <= start+i and, with a window
-// w, start+i − j <= w. Scores are q·k · scale.
+// to 128), the same contract as v1.
+// (Parameters, bindings and the visibility rule: attention_common.wgsl.)
 //
 // v2: a workgroup takes 8 query rows that share one KV head, the rows R = i·G + g (position i,
 // head g of the group of G = H/KV query heads), so GQA heads read each key once. Keys stream
@@ -14,29 +11,10 @@
 // is bound by its per-lane shared-memory gathers, not by global reads; real GPUs not measured
 // yet. 12.6 KiB of shared memory.
 
-struct Params {
-    t: u32,
-    heads: u32,
-    kv_heads: u32,
-    hd: u32,
-    start: u32,
-    window: u32, // 0xffffffff: no window
-    scale: f32,
-    _pad: u32,
-}
-
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> q: array<f32>;
-@group(0) @binding(2) var<storage, read> k: array<f32>;
-@group(0) @binding(3) var<storage, read> v: array<f32>;
-@group(0) @binding(4) var<storage, read_write> out: array<f32>;
-
 const ROWS: u32 = 8u;
 const BK: u32 = 16u;
 const HD_MAX: u32 = 128u;
 const WG: u32 = 128u; // ROWS × BK: one thread per score
-const NO_WINDOW: u32 = 0xffffffffu;
-const NEG_BIG: f32 = -1.0e30;
 
 var<workgroup> q_sh: array<f32, 1024>; // [ROWS][HD_MAX]
 var<workgroup> kv_sh: array<f32, 2048>; // K tile [HD_MAX][BK], then V tile [BK][HD_MAX]
@@ -44,13 +22,6 @@ var<workgroup> p_sh: array<f32, 128>; // [ROWS][BK]
 var<workgroup> m_sh: array<f32, 8>;
 var<workgroup> l_sh: array<f32, 8>;
 var<workgroup> corr_sh: array<f32, 8>;
-
-fn window_lo(pos: u32) -> u32 {
-    if (p.window != NO_WINDOW && pos > p.window) {
-        return pos - p.window;
-    }
-    return 0u;
-}
 
 @compute @workgroup_size(128)
 fn attend_tiled(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid3: vec3<u32>) {
