@@ -18,14 +18,12 @@ pub struct Tokenizer {
 
 /// Parses a `tokenizer.json` with the `tokenizers` crate, which panics on some malformed files
 /// instead of returning an error (0.23: `expect` in its deserializers, e.g. a syntax error inside
-/// `decoder`, or a `Precompiled` normalizer without a valid charsmap). JSON syntax is checked
-/// first, for a precise message; a panic that still happens is caught and reported as an error,
-/// with the process's panic hook muted meanwhile so that no panic text reaches the user.
+/// `decoder`, or a `Precompiled` normalizer without a valid charsmap). A panic is caught and
+/// reported as an error, with the process's panic hook muted meanwhile so that no panic text
+/// reaches the user; only then is the JSON's syntax checked, for a precise message.
 fn parse_tokenizer_json(bytes: &[u8], origin: &str) -> Result<tokenizers::Tokenizer> {
     use std::panic::{catch_unwind, set_hook, take_hook, AssertUnwindSafe};
     use std::sync::Mutex;
-    serde_json::from_slice::<serde::de::IgnoredAny>(bytes)
-        .map_err(|e| Error::Tokenizer(format!("{origin}: invalid JSON: {e}")))?;
     // One muted section at a time (the hook is process-wide).
     static MUTED: Mutex<()> = Mutex::new(());
     let guard = MUTED.lock().unwrap_or_else(|e| e.into_inner());
@@ -39,9 +37,12 @@ fn parse_tokenizer_json(bytes: &[u8], origin: &str) -> Result<tokenizers::Tokeni
     match parsed {
         Ok(Ok(t)) => Ok(t),
         Ok(Err(e)) => Err(Error::Tokenizer(format!("{origin}: {e}"))),
-        Err(_) => Err(Error::Tokenizer(format!(
-            "{origin}: malformed tokenizer (the tokenizers library could not read it)"
-        ))),
+        Err(_) => match serde_json::from_slice::<serde::de::IgnoredAny>(bytes) {
+            Err(e) => Err(Error::Tokenizer(format!("{origin}: invalid JSON: {e}"))),
+            Ok(_) => Err(Error::Tokenizer(format!(
+                "{origin}: malformed tokenizer (the tokenizers library could not read it)"
+            ))),
+        },
     }
 }
 
