@@ -6,6 +6,7 @@
 use crate::{QuantizeError, Result};
 use candle_core::quantized::gguf_file::Value;
 use candle_core::quantized::{GgmlDType, QTensor};
+use runtime::checkpoint::gguf::ggml_dtype_from_id;
 use std::io::Write;
 use std::path::Path;
 
@@ -35,25 +36,12 @@ impl PlannedTensor {
     }
 }
 
-/// GGUF's id of a block type.
-fn type_id(d: GgmlDType) -> u32 {
-    match d {
-        GgmlDType::F32 => 0,
-        GgmlDType::F16 => 1,
-        GgmlDType::Q4_0 => 2,
-        GgmlDType::Q4_1 => 3,
-        GgmlDType::Q5_0 => 6,
-        GgmlDType::Q5_1 => 7,
-        GgmlDType::Q8_0 => 8,
-        GgmlDType::Q8_1 => 9,
-        GgmlDType::Q2K => 10,
-        GgmlDType::Q3K => 11,
-        GgmlDType::Q4K => 12,
-        GgmlDType::Q5K => 13,
-        GgmlDType::Q6K => 14,
-        GgmlDType::Q8K => 15,
-        GgmlDType::BF16 => 30,
-    }
+/// GGUF's id of a block type: the inverse of the reader's table, so the two cannot disagree.
+fn type_id(d: GgmlDType) -> Result<u32> {
+    // GGUF's type ids are small numbers (BF16 is 30).
+    (0..256)
+        .find(|&id| ggml_dtype_from_id(id) == Some(d))
+        .ok_or_else(|| QuantizeError::InvalidArgument(format!("no GGUF type id for {d:?}")))
 }
 
 /// GGUF's id of a metadata value type.
@@ -168,7 +156,7 @@ pub fn write_streaming<W: Write>(
         for &d in t.shape.iter().rev() {
             w.put(&(d as u64).to_le_bytes()).map_err(io)?;
         }
-        w.put(&type_id(t.dtype).to_le_bytes()).map_err(io)?;
+        w.put(&type_id(t.dtype)?.to_le_bytes()).map_err(io)?;
         w.put(&offset.to_le_bytes()).map_err(io)?;
         let bytes = t.bytes()?;
         sizes.push(bytes);
