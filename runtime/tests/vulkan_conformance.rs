@@ -25,10 +25,12 @@
 //! lm_head (split into row parts: more than lavapipe's 128 MiB binding); every GQA ratio runs at
 //! T=1 over 2304 cached keys and at a 128-token prefill continuing a 57-token cache.
 //!
+//! Row routing (modality experts): gathering image rows out of a 2304-row prefix and scattering
+//! them back is exact.
+//!
 //! Whole models: `check-reference` (golden data of the upstream implementations) with the decoder
-//! on the device, for every family the Vulkan decoder runs (Fuyu, SOLO, EVE v1); the families it
-//! does not run yet (modality experts: EVE v2, Mono-InternVL; pre-decoder: HoVLE) must refuse
-//! with an error that names the gap.
+//! on the device for every family's fixture, and every fixture's decoder against the CPU decoder
+//! over a chunked prefill with image rows, single-token steps and the device KV cache's growth.
 //!
 //! Without an adapter the tests print a note and pass, unless MONOVLM_REQUIRE_VULKAN=1 (CI), where
 //! they fail.
@@ -192,6 +194,58 @@ fn embedding_gather_7b_vocab() {
         b.gather(&dev_table, &[32000]).is_err(),
         "out-of-vocabulary id"
     );
+}
+
+#[test]
+fn modality_rows_gather_and_scatter_back() {
+    // Routing image rows to expert weights: a 2304-row prefix at 7B width split into text and
+    // image rows (interleaved as in a prompt: text, image block, text) and put back in order.
+    let Some(ctx) = context() else { return };
+    let (t, dim) = (2304, 4096);
+    let x = random(4, t * dim, 1.0);
+    let expert: Vec<u32> = (40..2250).collect();
+    let text: Vec<u32> = (0..40).chain(2250..t as u32).collect();
+    let text_idx = ctx.row_index(&text, t).expect("text rows");
+    let expert_idx = ctx.row_index(&expert, t).expect("image rows");
+    let dx = up(&ctx, &x, &[t, dim]);
+    let pick = |rows: &[u32]| {
+        let idx = Tensor::new(rows, &Device::Cpu).expect("ids");
+        flat(&cpu(&x, &[t, dim]).index_select(&idx, 0).expect("rows"))
+    };
+    let got = run(&ctx, |b| b.gather_rows(&dx, &expert_idx));
+    assert_close(
+        "gather_rows",
+        "2210 of 2304×4096",
+        &got,
+        &pick(&expert),
+        0.0,
+    );
+    // Scattering both parts back rebuilds the input exactly; one part alone leaves zeros.
+    let back = run(&ctx, |b| {
+        let xt = b.gather_rows(&dx, &text_idx)?;
+        let xe = b.gather_rows(&dx, &expert_idx)?;
+        let out = ctx.zeros(&[t, dim])?;
+        b.scatter_rows(&xt, &text_idx, &out)?;
+        b.scatter_rows(&xe, &expert_idx, &out)?;
+        Ok(out)
+    });
+    assert_close("scatter_rows", "2304×4096", &back, &x, 0.0);
+    let half = run(&ctx, |b| {
+        let xt = b.gather_rows(&dx, &text_idx)?;
+        let out = ctx.zeros(&[t, dim])?;
+        b.scatter_rows(&xt, &text_idx, &out)?;
+        Ok(out)
+    });
+    assert!(half[100 * dim..101 * dim].iter().all(|&v| v == 0.0));
+    assert_eq!(half[2260 * dim + 7], x[2260 * dim + 7]);
+    // Indices must ascend within the row count (scatter relies on distinct rows).
+    assert!(ctx.row_index(&[3, 2], 10).is_err());
+    assert!(ctx.row_index(&[1, 1], 10).is_err());
+    assert!(ctx.row_index(&[9, 10], 10).is_err());
+    let mut b = ctx.batch();
+    assert!(b
+        .gather_rows(&dx.rows(10).expect("rows"), &text_idx)
+        .is_err());
 }
 
 #[test]
@@ -650,7 +704,7 @@ fn vulkan_options(ctx: &Arc<VulkanContext>) -> LoadOptions {
 #[test]
 fn check_reference_fixtures_on_vulkan() {
     let Some(ctx) = context() else { return };
-    for name in ["fuyu-tiny", "solo-tiny", "eve1-tiny"] {
+    for name in FIXTURES {
         let dir = monovlm_e2e::fixture(name);
         let reports = check_fixture(&dir, None, &vulkan_options(&ctx))
             .unwrap_or_else(|e| panic!("{name}: {e}"));
@@ -664,58 +718,71 @@ fn check_reference_fixtures_on_vulkan() {
     }
 }
 
-#[test]
-fn unsupported_families_refuse_vulkan_clearly() {
-    let Some(ctx) = context() else { return };
-    for (name, gap) in [
-        ("eve2-tiny", "modality-expert"),
-        ("monointernvl-tiny", "modality-expert"),
-        ("hovle-tiny", "pre-decoder"),
-    ] {
-        let dir = monovlm_e2e::fixture(name).join("model");
-        match Model::load(&dir, &vulkan_options(&ctx)) {
-            Ok(_) => panic!("{name} loaded on vulkan, which does not run its {gap} layers"),
-            Err(e) => {
-                let msg = e.to_string();
-                assert!(
-                    msg.contains(gap) && msg.contains("--device cpu"),
-                    "{name}: {msg}"
-                );
-            }
-        }
-    }
-}
+/// Every family's fixture: Fuyu (LayerNorm, fused per-head QKV, q/k norms, partial rotary,
+/// relu²), SOLO and EVE v1 (Llama), EVE v2 (Qwen2 with modality experts on norms, attention and
+/// MLP), Mono-InternVL (InternLM2 fused QKV, MLP experts), HoVLE (a pre-decoder stack with its
+/// own heads and KV cache in front of InternLM2).
+const FIXTURES: [&str; 6] = [
+    "fuyu-tiny",
+    "solo-tiny",
+    "eve1-tiny",
+    "eve2-tiny",
+    "monointernvl-tiny",
+    "hovle-tiny",
+];
 
 #[test]
 fn decoder_matches_cpu_across_kv_cache_growth() {
-    // A whole decoder (Fuyu: LayerNorm, fused QKV, q/k norms, half rotary, relu²) fed the same
-    // rows on both sides: a prefill in two chunks (the second continues the cache), then single
-    // tokens until the device cache outgrows its first 64 positions and is copied into a bigger
-    // one. Every hidden state and the logits must agree.
+    // A whole decoder fed the same rows on both sides: a prefill in two chunks (the second
+    // continues the cache; rows 5..30 of the first and 3..9 of the second are image rows, which
+    // take the expert weights where a model has them), then single tokens — image rows among
+    // them — until the device cache outgrows its first 64 positions and is copied into a bigger
+    // one. Every hidden state, the pre-decoder's output and the logits must agree.
     let Some(ctx) = context() else { return };
-    let dir = monovlm_e2e::fixture("fuyu-tiny").join("model");
-    let cpu_model = Model::load(&dir, &LoadOptions::default()).expect("cpu model");
-    let dev_model = Model::load(&dir, &vulkan_options(&ctx)).expect("vulkan model");
-    let vocab = cpu_model.spec.decoder.vocab as u32;
-    let mut rng = StdRng::seed_from_u64(99);
-    let ids: Vec<u32> = (0..80).map(|_| rng.random_range(0..vocab)).collect();
-    let steps: Vec<std::ops::Range<usize>> = [0..40, 40..60]
-        .into_iter()
-        .chain((60..80).map(|i| i..i + 1))
-        .collect();
-    let mut cpu_cache = cpu_model.new_cache();
-    let mut dev_cache = dev_model.new_cache();
-    for r in steps {
-        let e = cpu_model.decoder.embed(&ids[r.clone()]).expect("embed");
-        let want = cpu_model.forward(&e, &mut cpu_cache).expect("cpu forward");
-        let got = dev_model
-            .forward(&e, &mut dev_cache)
-            .expect("vulkan forward");
-        let what = format!("fuyu-tiny positions {}..{}", r.start, r.end);
-        assert_close("decoder hidden", &what, &flat(&got), &flat(&want), F32_TOL);
-        let lw = cpu_model.decoder.logits(&want).expect("cpu logits");
-        let lg = dev_model.decoder.logits(&got).expect("vulkan logits");
-        assert_close("decoder logits", &what, &flat(&lg), &flat(&lw), F32_TOL);
+    for name in FIXTURES {
+        let dir = monovlm_e2e::fixture(name).join("model");
+        let cpu_model = Model::load(&dir, &LoadOptions::default()).expect("cpu model");
+        let dev_model = Model::load(&dir, &vulkan_options(&ctx)).expect("vulkan model");
+        let vocab = cpu_model.spec.decoder.vocab as u32;
+        let mut rng = StdRng::seed_from_u64(99);
+        let ids: Vec<u32> = (0..80).map(|_| rng.random_range(0..vocab)).collect();
+        let steps: Vec<(std::ops::Range<usize>, Vec<usize>)> =
+            [(0..40, (5..30).collect()), (40..60, (3..9).collect())]
+                .into_iter()
+                .chain((60..80).map(|i| (i..i + 1, if i % 3 == 0 { vec![0] } else { vec![] })))
+                .collect();
+        let mut cpu_cache = cpu_model.new_cache();
+        let mut dev_cache = dev_model.new_cache();
+        for (r, image_rows) in steps {
+            let e = cpu_model.decoder.embed(&ids[r.clone()]).expect("embed");
+            let want = cpu_model
+                .forward_full(&e, &image_rows, &mut cpu_cache)
+                .expect("cpu forward");
+            let got = dev_model
+                .forward_full(&e, &image_rows, &mut dev_cache)
+                .expect("vulkan forward");
+            let what = format!("{name} positions {}..{}", r.start, r.end);
+            assert_close(
+                "decoder hidden",
+                &what,
+                &flat(&got.hidden),
+                &flat(&want.hidden),
+                F32_TOL,
+            );
+            match (&got.pre_out, &want.pre_out) {
+                (Some(g), Some(w)) => {
+                    assert_close("pre-decoder", &what, &flat(g), &flat(w), F32_TOL)
+                }
+                (None, None) => {}
+                _ => panic!("{what}: a pre-decoder output on one side only"),
+            }
+            let lw = cpu_model.decoder.logits(&want.hidden).expect("cpu logits");
+            let lg = dev_model
+                .decoder
+                .logits(&got.hidden)
+                .expect("vulkan logits");
+            assert_close("decoder logits", &what, &flat(&lg), &flat(&lw), F32_TOL);
+        }
+        assert_eq!(dev_cache.len, 80);
     }
-    assert_eq!(dev_cache.len, 80);
 }

@@ -49,6 +49,17 @@ pub(crate) struct Routed<T> {
     pub(crate) expert: Option<T>,
 }
 
+impl<T> Routed<T> {
+    /// Both copies converted by `f(part, is_expert)` (for moving a loaded layer to a device).
+    #[cfg(feature = "vulkan")]
+    pub(crate) fn try_map<U>(self, f: impl Fn(T, bool) -> Result<U>) -> Result<Routed<U>> {
+        Ok(Routed {
+            text: f(self.text, false)?,
+            expert: self.expert.map(|e| f(e, true)).transpose()?,
+        })
+    }
+}
+
 pub(crate) struct Block {
     pub(crate) attn_norm: Routed<Norm>,
     pub(crate) attn: Routed<Attention>,
@@ -56,15 +67,20 @@ pub(crate) struct Block {
     pub(crate) mlp: Routed<Mlp>,
 }
 
-/// Which rows of a forward take the expert weights.
-enum Rows {
+/// Which rows of a `t`-row forward take the expert weights (shared by every backend).
+#[derive(Debug, PartialEq)]
+pub(crate) enum RowSplit {
     Text,
     Expert,
-    Mixed { text: Tensor, expert: Tensor },
+    /// Row indices (ascending) of each kind.
+    Mixed {
+        text: Vec<u32>,
+        expert: Vec<u32>,
+    },
 }
 
-impl Rows {
-    fn new(t: usize, expert_rows: &[usize], device: &Device) -> Result<Self> {
+impl RowSplit {
+    pub(crate) fn new(t: usize, expert_rows: &[usize]) -> Result<Self> {
         let mut is_expert = vec![false; t];
         for &r in expert_rows {
             *is_expert.get_mut(r).ok_or_else(|| {
@@ -73,20 +89,39 @@ impl Rows {
         }
         let n = is_expert.iter().filter(|&&e| e).count();
         if n == 0 {
-            return Ok(Rows::Text);
+            return Ok(RowSplit::Text);
         }
         if n == t {
-            return Ok(Rows::Expert);
+            return Ok(RowSplit::Expert);
         }
-        let pick = |want: bool| -> Result<Tensor> {
-            let idx: Vec<u32> = (0..t as u32)
+        let pick = |want: bool| -> Vec<u32> {
+            (0..t as u32)
                 .filter(|&i| is_expert[i as usize] == want)
-                .collect();
-            Ok(Tensor::new(idx.as_slice(), device)?)
+                .collect()
         };
-        Ok(Rows::Mixed {
-            text: pick(false)?,
-            expert: pick(true)?,
+        Ok(RowSplit::Mixed {
+            text: pick(false),
+            expert: pick(true),
+        })
+    }
+}
+
+/// Which rows of a forward take the expert weights, as index tensors on the compute device.
+enum Rows {
+    Text,
+    Expert,
+    Mixed { text: Tensor, expert: Tensor },
+}
+
+impl Rows {
+    fn new(t: usize, expert_rows: &[usize], device: &Device) -> Result<Self> {
+        Ok(match RowSplit::new(t, expert_rows)? {
+            RowSplit::Text => Rows::Text,
+            RowSplit::Expert => Rows::Expert,
+            RowSplit::Mixed { text, expert } => Rows::Mixed {
+                text: Tensor::new(text.as_slice(), device)?,
+                expert: Tensor::new(expert.as_slice(), device)?,
+            },
         })
     }
 
@@ -544,6 +579,15 @@ impl Decoder {
     ) -> Result<Self> {
         let n = &spec.names;
         check_heads(spec)?;
+        if let Some(p) = pre {
+            check_heads(p)?;
+            if p.hidden != spec.hidden {
+                return Err(Error::Unsupported(format!(
+                    "pre-decoder width {} differs from the decoder's {}",
+                    p.hidden, spec.hidden
+                )));
+            }
+        }
         #[cfg(feature = "vulkan")]
         if matches!(compute, ComputeDevice::Vulkan(_)) {
             crate::vulkan::VulkanDecoder::check_supported(spec, pre)?;
@@ -556,28 +600,17 @@ impl Decoder {
             Linear::load(w, &n.lm_head, spec.vocab, spec.hidden, false)?
         };
         let layers = match compute {
-            ComputeDevice::Candle(_) => {
-                let pre = match pre {
-                    Some(p) if p.hidden != spec.hidden => {
-                        return Err(Error::Unsupported(format!(
-                            "pre-decoder width {} differs from the decoder's {}",
-                            p.hidden, spec.hidden
-                        )))
-                    }
-                    Some(p) => Some(Stack::load(p, w)?),
-                    None => None,
-                };
-                Layers::Candle {
-                    pre,
-                    main: Stack::load(spec, w)?,
-                    final_norm,
-                    lm_head,
-                }
-            }
+            ComputeDevice::Candle(_) => Layers::Candle {
+                pre: pre.map(|p| Stack::load(p, w)).transpose()?,
+                main: Stack::load(spec, w)?,
+                final_norm,
+                lm_head,
+            },
             #[cfg(feature = "vulkan")]
             ComputeDevice::Vulkan(ctx) => Layers::Vulkan(crate::vulkan::VulkanDecoder::load(
                 ctx.clone(),
                 spec,
+                pre,
                 w,
                 &final_norm,
                 &lm_head,
@@ -611,7 +644,7 @@ impl Decoder {
         match &self.layers {
             Layers::Candle { pre, .. } => pre.as_ref().map_or(0, |p| p.blocks.len()),
             #[cfg(feature = "vulkan")]
-            Layers::Vulkan(_) => 0,
+            Layers::Vulkan(v) => v.pre_layers(),
         }
     }
 
@@ -661,7 +694,8 @@ impl Decoder {
     ) -> Result<Forward> {
         let t = x.dim(0)?;
         let start = cache.len;
-        let rows = self.route(start, t, image_rows)?;
+        self.check_context(start, t)?;
+        let expert_rows = if self.has_experts() { image_rows } else { &[] };
         let n_pre = self.pre_layers();
         if cache.layers.len() != n_pre + self.main_layers() {
             return Err(Error::InvalidArgument(
@@ -670,6 +704,7 @@ impl Decoder {
         }
         let out = match &self.layers {
             Layers::Candle { .. } => {
+                let rows = Rows::new(t, expert_rows, &self.device)?;
                 let (pre_caches, main_caches) = cache.layers.split_at_mut(n_pre);
                 self.run_stacks(x, &rows, start, Some(pre_caches), Some(main_caches))?
             }
@@ -678,10 +713,7 @@ impl Decoder {
                 let device_cache = cache.device.as_mut().ok_or_else(|| {
                     Error::InvalidArgument("KV cache was made for another device".into())
                 })?;
-                Forward {
-                    hidden: v.forward(x, start, device_cache)?,
-                    pre_out: None,
-                }
+                v.forward(x, expert_rows, start, device_cache)?
             }
         };
         cache.len = start + t;
@@ -691,24 +723,25 @@ impl Decoder {
     /// The whole sequence `x` (positions `0..T`) without a cache, through ops that all have a
     /// backward pass: the training forward. Returns the normed hidden states `[T, D]`.
     pub fn forward_train(&self, x: &Tensor, image_rows: &[usize]) -> Result<Tensor> {
-        let rows = self.route(0, x.dim(0)?, image_rows)?;
+        let t = x.dim(0)?;
+        self.check_context(0, t)?;
+        let rows = if self.has_experts() {
+            Rows::new(t, image_rows, &self.device)?
+        } else {
+            Rows::Text
+        };
         Ok(self.run_stacks(x, &rows, 0, None, None)?.hidden)
     }
 
-    /// Checks that positions `start..start+t` fit the context and says which of the `t` rows take
-    /// the expert weights.
-    fn route(&self, start: usize, t: usize, image_rows: &[usize]) -> Result<Rows> {
+    /// Checks that positions `start..start+t` fit the context.
+    fn check_context(&self, start: usize, t: usize) -> Result<()> {
         if start + t > self.spec.max_position {
             return Err(Error::ContextOverflow {
                 tokens: start + t,
                 context: self.spec.max_position,
             });
         }
-        if self.has_experts() {
-            Rows::new(t, image_rows, &self.device)
-        } else {
-            Ok(Rows::Text)
-        }
+        Ok(())
     }
 
     fn run_stacks(

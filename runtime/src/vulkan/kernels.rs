@@ -5,7 +5,7 @@ use super::buffers::WeightType;
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-const EMBEDDING: &str = include_str!("shaders/embedding.wgsl");
+const ROWS: &str = include_str!("shaders/rows.wgsl");
 const NORM: &str = include_str!("shaders/norm.wgsl");
 const ROPE: &str = include_str!("shaders/rope.wgsl");
 const ATTENTION_COMMON: &str = include_str!("shaders/attention_common.wgsl");
@@ -31,6 +31,7 @@ fn weight_decoder(t: WeightType) -> &'static str {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) enum Kernel {
     Gather,
+    Scatter,
     RmsNorm,
     LayerNorm,
     Rope,
@@ -56,7 +57,8 @@ impl Kernel {
     fn source(self) -> (String, &'static str) {
         let one = |s: &str, entry| (s.to_string(), entry);
         match self {
-            Kernel::Gather => one(EMBEDDING, "gather"),
+            Kernel::Gather => one(ROWS, "gather"),
+            Kernel::Scatter => one(ROWS, "scatter"),
             Kernel::RmsNorm => one(NORM, "rms_norm"),
             Kernel::LayerNorm => one(NORM, "layer_norm"),
             Kernel::Rope => one(ROPE, "rope"),

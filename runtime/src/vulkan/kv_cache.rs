@@ -1,5 +1,5 @@
 //! The KV cache on the device: per layer one key and one value buffer `[capacity, KV, hd]`
-//! (f32). New rows are copied in place at the current length; the capacity doubles when full
+//! (f32; KV and hd per layer, since a pre-decoder stack may have its own heads). New rows are copied in place at the current length; the capacity doubles when full
 //! (amortised O(1) appends, like the CPU cache), bounded by the adapter's largest binding.
 //! The number of valid rows is the owning `KvCache::len`: truncating needs no device work.
 
@@ -13,13 +13,12 @@ const MIN_CAPACITY: usize = 64;
 
 pub struct DeviceKvCache {
     ctx: Arc<VulkanContext>,
-    n_layers: usize,
+    /// `(kv_heads, head_dim)` of each layer.
+    shapes: Vec<(usize, usize)>,
     /// `(keys, values)` per layer, each `[capacity, kv_heads, head_dim]`; empty until the first
     /// [`DeviceKvCache::reserve`].
     layers: Vec<(DeviceTensor, DeviceTensor)>,
     capacity: usize,
-    kv_heads: usize,
-    head_dim: usize,
 }
 
 impl std::fmt::Debug for DeviceKvCache {
@@ -27,20 +26,21 @@ impl std::fmt::Debug for DeviceKvCache {
         write!(
             f,
             "DeviceKvCache({} layers × {} positions on {:?})",
-            self.n_layers, self.capacity, self.ctx
+            self.shapes.len(),
+            self.capacity,
+            self.ctx
         )
     }
 }
 
 impl DeviceKvCache {
-    pub fn new(ctx: Arc<VulkanContext>, layers: usize, kv_heads: usize, head_dim: usize) -> Self {
+    /// A cache for layers of `(kv_heads, head_dim)` each.
+    pub fn new(ctx: Arc<VulkanContext>, shapes: Vec<(usize, usize)>) -> Self {
         DeviceKvCache {
             ctx,
-            n_layers: layers,
+            shapes,
             layers: Vec::new(),
             capacity: 0,
-            kv_heads,
-            head_dim,
         }
     }
 
@@ -48,10 +48,10 @@ impl DeviceKvCache {
         self.capacity
     }
 
-    /// Most positions one layer's buffer can hold on this adapter.
+    /// Most positions every layer's buffer can hold on this adapter.
     fn max_positions(&self) -> usize {
-        let row = (self.kv_heads * self.head_dim * 4).max(1);
-        self.ctx.max_binding() as usize / row
+        let widest = self.shapes.iter().map(|&(kv, hd)| kv * hd).max();
+        self.ctx.max_binding() as usize / (widest.unwrap_or(1) * 4).max(1)
     }
 
     /// Makes room for `positions` rows, keeping the first `keep` rows of every layer.
@@ -70,11 +70,11 @@ impl DeviceKvCache {
             .max(self.capacity * 2)
             .max(MIN_CAPACITY)
             .min(limit);
-        let shape = [new_cap, self.kv_heads, self.head_dim];
         let keep = keep.min(self.capacity);
         let mut batch = self.ctx.batch();
-        let mut grown = Vec::with_capacity(self.n_layers);
-        for i in 0..self.n_layers {
+        let mut grown = Vec::with_capacity(self.shapes.len());
+        for (i, &(kv_heads, head_dim)) in self.shapes.iter().enumerate() {
+            let shape = [new_cap, kv_heads, head_dim];
             let (nk, nv) = (self.ctx.zeros(&shape)?, self.ctx.zeros(&shape)?);
             if let (Some((k, v)), true) = (self.layers.get(i), keep > 0) {
                 batch.copy_rows(&k.rows(keep)?, &nk, 0)?;
@@ -93,7 +93,8 @@ impl DeviceKvCache {
         self.layers.get(i).ok_or_else(|| {
             Error::InvalidArgument(format!(
                 "layer {i} of a {}-layer KV cache with {} positions reserved",
-                self.n_layers, self.capacity
+                self.shapes.len(),
+                self.capacity
             ))
         })
     }
@@ -102,12 +103,7 @@ impl DeviceKvCache {
 impl Clone for DeviceKvCache {
     /// A deep copy on the device: the two caches then grow apart independently.
     fn clone(&self) -> Self {
-        let mut copy = DeviceKvCache::new(
-            self.ctx.clone(),
-            self.n_layers,
-            self.kv_heads,
-            self.head_dim,
-        );
+        let mut copy = DeviceKvCache::new(self.ctx.clone(), self.shapes.clone());
         if self.capacity == 0 {
             return copy;
         }

@@ -17,4 +17,4 @@ pub use buffers::{DeviceTensor, DeviceWeight, WeightType};
 pub use context::{adapters, AdapterSummary, VulkanContext, NO_ADAPTER};
 pub use decoder::VulkanDecoder;
 pub use kv_cache::DeviceKvCache;
-pub use ops::{AttentionShape, Batch, MAX_HEAD_DIM};
+pub use ops::{AttentionShape, Batch, RowIndex, MAX_HEAD_DIM};

@@ -24,6 +24,23 @@ pub struct AttentionShape {
     pub window: Option<usize>,
 }
 
+/// Row indices on the device (ascending and distinct), picking rows out of a `total`-row tensor.
+pub struct RowIndex {
+    buf: wgpu::Buffer,
+    len: usize,
+    total: usize,
+}
+
+impl RowIndex {
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
 /// One recorded sequence of kernels on a device.
 pub struct Batch<'c> {
     ctx: &'c VulkanContext,
@@ -42,6 +59,12 @@ fn same_shape(a: &DeviceTensor, b: &DeviceTensor, op: &str) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+/// `(rows, values per row)` of a tensor seen as rows of its leading dimension.
+fn leading_rows(t: &DeviceTensor) -> (usize, usize) {
+    let rows = t.shape.first().copied().unwrap_or(1);
+    (rows, t.elems() / rows.max(1))
 }
 
 /// `(rows, cols)` of a tensor seen as rows of its last dimension.
@@ -76,7 +99,12 @@ impl VulkanContext {
     }
 }
 
-impl Batch<'_> {
+impl<'c> Batch<'c> {
+    /// The device this batch records for.
+    pub fn context(&self) -> &'c VulkanContext {
+        self.ctx
+    }
+
     /// Splits `groups` workgroups over x and y (each at most the device's per-dimension limit).
     fn grid(&self, groups: usize) -> Result<(u32, u32)> {
         let max = self.ctx.limits.max_compute_workgroups_per_dimension as usize;
@@ -187,6 +215,61 @@ impl Batch<'_> {
             )?;
         }
         Ok(out)
+    }
+
+    /// Rows `idx` of `x` (rows of its leading dimension): `[idx.len(), …]`.
+    pub fn gather_rows(&mut self, x: &DeviceTensor, idx: &RowIndex) -> Result<DeviceTensor> {
+        let (rows, dim) = leading_rows(x);
+        if rows != idx.total {
+            return Err(Error::InvalidArgument(format!(
+                "gather: an index over {} rows applied to {:?}",
+                idx.total, x.shape
+            )));
+        }
+        let mut shape = x.shape.clone();
+        shape[0] = idx.len;
+        let out = self.ctx.zeros(&shape)?;
+        self.move_rows(Kernel::Gather, x, idx, &out, rows, dim)?;
+        Ok(out)
+    }
+
+    /// Writes the rows of `src` to rows `idx` of `dst` (the inverse of [`Batch::gather_rows`]).
+    pub fn scatter_rows(
+        &mut self,
+        src: &DeviceTensor,
+        idx: &RowIndex,
+        dst: &DeviceTensor,
+    ) -> Result<()> {
+        let (rows, dim) = leading_rows(dst);
+        if rows != idx.total || src.shape[0] != idx.len || src.shape[1..] != dst.shape[1..] {
+            return Err(Error::InvalidArgument(format!(
+                "scatter of {:?} into rows of {:?} by an index of {} of {} rows",
+                src.shape, dst.shape, idx.len, idx.total
+            )));
+        }
+        self.move_rows(Kernel::Scatter, src, idx, dst, rows, dim)
+    }
+
+    fn move_rows(
+        &mut self,
+        kernel: Kernel,
+        from: &DeviceTensor,
+        idx: &RowIndex,
+        to: &DeviceTensor,
+        rows: usize,
+        dim: usize,
+    ) -> Result<()> {
+        if idx.len == 0 || dim == 0 {
+            return Ok(());
+        }
+        let (x, y) = self.grid((idx.len * dim).div_ceil(ELEMENTWISE_WG))?;
+        let params = [u(idx.len, "rows")?, u(dim, "dim")?, 0, u(rows, "rows")?];
+        self.dispatch(
+            kernel,
+            &params,
+            &[(1, &idx.buf), (2, &from.buf), (3, &to.buf)],
+            (x, y, 1),
+        )
     }
 
     /// RMSNorm over the last dimension.
@@ -505,6 +588,23 @@ impl Batch<'_> {
 }
 
 impl VulkanContext {
+    /// Uploads row indices into a `total`-row tensor; they must be ascending (hence distinct,
+    /// which scatter needs) and below `total`.
+    pub fn row_index(&self, rows: &[u32], total: usize) -> Result<RowIndex> {
+        let ordered = rows.windows(2).all(|w| w[0] < w[1]);
+        if !ordered || rows.last().is_some_and(|&r| r as usize >= total) {
+            return Err(Error::InvalidArgument(format!(
+                "a row index of {} rows is not ascending within {total} rows",
+                rows.len()
+            )));
+        }
+        Ok(RowIndex {
+            buf: self.upload_u32(rows)?,
+            len: rows.len(),
+            total,
+        })
+    }
+
     pub(crate) fn upload_u32(&self, values: &[u32]) -> Result<wgpu::Buffer> {
         let buf = self.alloc_bytes(values.len() * 4, "ids")?;
         let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
