@@ -184,7 +184,14 @@ impl Model {
         let decoder =
             Decoder::load_on(&spec.decoder, spec.frontend.pre_decoder(), weights, compute)?;
         let patch_dim = spec.preprocess.patch * spec.preprocess.patch * 3;
-        let frontend = Frontend::load(&spec.frontend, weights, patch_dim, spec.decoder.hidden)?;
+        #[allow(unused_mut)]
+        let mut frontend = Frontend::load(&spec.frontend, weights, patch_dim, spec.decoder.hidden)?;
+        #[cfg(feature = "vulkan")]
+        if let ComputeDevice::Vulkan(ctx) = compute {
+            for linear in frontend.linears_mut() {
+                linear.offload(ctx)?;
+            }
+        }
         Ok((decoder, frontend))
     }
 

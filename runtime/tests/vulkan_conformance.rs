@@ -39,8 +39,9 @@ use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
 use candle_core::{DType, Device, IndexOp, Module, Tensor};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use runtime::decoder::layers::{Norm, Rope};
+use runtime::decoder::layers::{LinearWeight, Norm, Rope};
 use runtime::device::ComputeDevice;
+use runtime::image::pilimage::{self, DecodeLimits};
 use runtime::reference::{all_passed, check_fixture};
 use runtime::spec::NormKind;
 use runtime::vulkan::DeviceWeight;
@@ -730,6 +731,44 @@ const FIXTURES: [&str; 6] = [
     "monointernvl-tiny",
     "hovle-tiny",
 ];
+
+#[test]
+fn front_ends_run_their_linears_on_the_device() {
+    // Every family's image front end: its patch embedding, attention and projector linears are
+    // on the device, and the image rows it produces for a real fixture image match the CPU's.
+    let Some(ctx) = context() else { return };
+    for name in FIXTURES {
+        let fixture = monovlm_e2e::fixture(name);
+        let dir = fixture.join("model");
+        let cpu_model = Model::load(&dir, &LoadOptions::default()).expect("cpu model");
+        let mut dev_model = Model::load(&dir, &vulkan_options(&ctx)).expect("vulkan model");
+        let linears = dev_model.frontend.linears_mut();
+        assert!(!linears.is_empty(), "{name}: a front end without linears");
+        for l in linears {
+            assert!(
+                matches!(l.weight, LinearWeight::Vulkan(_)),
+                "{name}: a front-end linear stayed on the host"
+            );
+        }
+        let mut images: Vec<_> = std::fs::read_dir(fixture.join("images"))
+            .expect("images")
+            .map(|e| e.expect("entry").path())
+            .collect();
+        images.sort();
+        let img = pilimage::open_rgb(&images[0], &DecodeLimits::default()).expect("image");
+        let grid = cpu_model.preprocess(&img).expect("preprocess");
+        let want = cpu_model
+            .frontend
+            .forward(&grid, &Device::Cpu)
+            .expect("cpu front end");
+        let got = dev_model
+            .frontend
+            .forward(&grid, &Device::Cpu)
+            .expect("vulkan front end");
+        let what = format!("{name} {}", images[0].display());
+        assert_close("front end", &what, &flat(&got), &flat(&want), F32_TOL);
+    }
+}
 
 #[test]
 fn decoder_matches_cpu_across_kv_cache_growth() {

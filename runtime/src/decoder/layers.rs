@@ -13,6 +13,10 @@ use candle_core::{DType, Module, Tensor, D};
 pub enum LinearWeight {
     Dense(Tensor),
     Quantized(QMatMul),
+    /// Uploaded to a Vulkan device with its bias, for layers whose activations stay on the host
+    /// (the image front ends): inputs go up and outputs come back per call.
+    #[cfg(feature = "vulkan")]
+    Vulkan(std::sync::Arc<crate::vulkan::DeviceLinear>),
 }
 
 /// `y = x Wᵀ + b` with the bias kept in f32 until added.
@@ -81,6 +85,19 @@ impl Linear {
         self.out
     }
 
+    /// Moves the weight and bias to a Vulkan device (a linear with a LoRA update stays on the
+    /// host: the device kernels do not apply adapters).
+    #[cfg(feature = "vulkan")]
+    pub fn offload(&mut self, ctx: &std::sync::Arc<crate::vulkan::VulkanContext>) -> Result<()> {
+        if self.lora.is_some() || matches!(self.weight, LinearWeight::Vulkan(_)) {
+            return Ok(());
+        }
+        let device = crate::vulkan::DeviceLinear::upload(ctx, self, "front-end linear")?;
+        self.weight = LinearWeight::Vulkan(std::sync::Arc::new(device));
+        self.bias = None;
+        Ok(())
+    }
+
     /// The rows `idx` (a `u32` vector) of the weight as a new linear with bias `bias`; used to
     /// split fused QKV projections. Quantized rows are copied block for block (exact).
     pub fn select_rows(&self, idx: &Tensor, bias: Option<Tensor>) -> Result<Self> {
@@ -138,6 +155,10 @@ impl Linear {
                 let w = m.dequantize_f16()?.to_dtype(DType::F32)?;
                 Linear::new(w, None).select_rows(idx, bias)
             }
+            #[cfg(feature = "vulkan")]
+            LinearWeight::Vulkan(_) => Err(Error::Unsupported(
+                "selecting rows of a linear already on a Vulkan device".into(),
+            )),
         }
     }
 
@@ -156,6 +177,8 @@ impl Linear {
                 let y = m.forward(&x.to_dtype(DType::F32)?.contiguous()?)?;
                 y.to_dtype(x.dtype())?
             }
+            #[cfg(feature = "vulkan")]
+            LinearWeight::Vulkan(d) => d.forward_host(x)?.to_dtype(x.dtype())?,
         };
         let y = match &self.bias {
             Some(b) => y.broadcast_add(&b.to_dtype(y.dtype())?)?,

@@ -18,6 +18,10 @@ pub struct DenseConv {
 }
 
 impl DenseConv {
+    pub fn linears_mut(&mut self) -> Vec<&mut Linear> {
+        vec![&mut self.patch, &mut self.dense]
+    }
+
     pub fn load(spec: &FrontendSpec, w: &Weights, patch_dim: usize, hidden: usize) -> Result<Self> {
         let FrontendSpec::DenseConv {
             patch_conv,

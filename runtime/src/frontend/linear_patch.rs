@@ -23,6 +23,10 @@ impl LinearPatch {
         Ok(LinearPatch(Linear::new(wt, b)))
     }
 
+    pub fn linears_mut(&mut self) -> Vec<&mut Linear> {
+        vec![&mut self.0]
+    }
+
     pub fn forward(&self, patches: &Tensor) -> Result<Tensor> {
         self.0.forward(patches)
     }

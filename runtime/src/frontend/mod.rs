@@ -83,6 +83,17 @@ impl Frontend {
         })
     }
 
+    /// Every linear layer (patch embeddings as matmuls, attention and projector layers), for
+    /// moving them to a compute device while the reshapes around them stay on the host.
+    pub fn linears_mut(&mut self) -> Vec<&mut Linear> {
+        match self {
+            Frontend::LinearPatch(f) => f.linears_mut(),
+            Frontend::DenseConv(f) => f.linears_mut(),
+            Frontend::PooledCrossAttn(f) => f.linears_mut(),
+            Frontend::PixelShuffle(f) => f.linears_mut(),
+        }
+    }
+
     /// Embeds a patch tensor `[tiles·rows·cols, patch_dim]` (f32) → `[N, D]` rows in sequence order.
     pub fn forward_patches(&self, patches: &Tensor, shape: GridShape) -> Result<Tensor> {
         if patches.dim(0)? != shape.patches() {
@@ -173,6 +184,10 @@ struct Mlp2 {
 }
 
 impl Mlp2 {
+    fn linears_mut(&mut self) -> [&mut Linear; 2] {
+        [&mut self.fc1, &mut self.fc2]
+    }
+
     fn load(w: &Weights, names: &MlpNames, inp: usize, out: usize, eps: f64) -> Result<Self> {
         let norm = match &names.norm {
             Some(n) => Some(Norm::load(w, n, inp, NormKind::LayerNorm, eps)?),

@@ -20,6 +20,12 @@ pub struct PixelShuffle {
 }
 
 impl PixelShuffle {
+    pub fn linears_mut(&mut self) -> Vec<&mut Linear> {
+        let mut all = vec![&mut self.patch];
+        all.extend(self.mlp.linears_mut());
+        all
+    }
+
     pub fn load(spec: &FrontendSpec, w: &Weights, patch_dim: usize, hidden: usize) -> Result<Self> {
         let FrontendSpec::PixelShuffle {
             patch_conv,

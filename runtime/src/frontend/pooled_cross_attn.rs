@@ -23,6 +23,10 @@ struct CrossAttn {
 }
 
 impl CrossAttn {
+    fn linears_mut(&mut self) -> [&mut Linear; 3] {
+        [&mut self.q, &mut self.kv, &mut self.proj]
+    }
+
     fn load(w: &Weights, n: &CrossAttnNames, c: usize, heads: usize, eps: f64) -> Result<Self> {
         Ok(CrossAttn {
             q_norm: Norm::load(w, &n.q_norm, c, NormKind::LayerNorm, eps)?,
@@ -74,6 +78,14 @@ pub struct PooledCrossAttn {
 }
 
 impl PooledCrossAttn {
+    pub fn linears_mut(&mut self) -> Vec<&mut Linear> {
+        let mut all = vec![&mut self.patch];
+        all.extend(self.local.linears_mut());
+        all.extend(self.global.linears_mut());
+        all.extend(self.projector.linears_mut());
+        all
+    }
+
     pub fn load(spec: &FrontendSpec, w: &Weights, patch_dim: usize, hidden: usize) -> Result<Self> {
         let FrontendSpec::PooledCrossAttn {
             patch_conv,

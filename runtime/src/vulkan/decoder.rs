@@ -3,20 +3,22 @@
 //! device ops. Weights are loaded by the CPU decoder's own loader one layer at a time (so fused
 //! QKV splits and tensor names are shared) and uploaded in their stored encoding.
 //!
-//! Stays on the CPU: the token embeddings and the image front end (their rows are uploaded per
-//! forward: one row per decoded token). On the device: every decoder layer, the KV cache, the
+//! Stays on the CPU: the token embeddings and the image front ends' reshapes (their rows are
+//! uploaded per forward: one row per decoded token; the front ends' linears run on the device
+//! through [`DeviceLinear::forward_host`]). On the device: every decoder layer, the KV cache, the
 //! final norm and the lm_head; hidden states and logits are read back.
 //! Modality experts (EVE v2, Mono-InternVL): each routed part keeps its image-row copy on the
 //! device; a forward that mixes text and image rows gathers each kind's rows, runs them through
 //! their weights and scatters the results back in sequence order. A pre-decoder stack (HoVLE)
 //! is a second [`DeviceStack`] with its own heads, RoPE and layers of the KV cache.
 
-use super::buffers::{DeviceTensor, DeviceWeight};
+use super::buffers::DeviceTensor;
 use super::context::VulkanContext;
 use super::kv_cache::DeviceKvCache;
+use super::linear::DeviceLinear;
 use super::ops::{AttentionShape, Batch, RowIndex, MAX_HEAD_DIM};
 use crate::checkpoint::Weights;
-use crate::decoder::layers::{Linear, LinearWeight, Norm, Rope};
+use crate::decoder::layers::{Linear, Norm, Rope};
 use crate::decoder::{load_block, Attention, Block, Forward, Mlp, Routed, RowSplit};
 use crate::error::{Error, Result};
 use crate::spec::{DecoderSpec, NormKind};
@@ -26,35 +28,6 @@ use std::sync::Arc;
 /// Prefills longer than this wait for each layer before recording the next, so the
 /// intermediates of at most one layer are alive at a time.
 const WAIT_PER_LAYER_ABOVE_ROWS: usize = 64;
-
-struct DeviceLinear {
-    weight: DeviceWeight,
-    bias: Option<DeviceTensor>,
-}
-
-impl DeviceLinear {
-    fn upload(ctx: &VulkanContext, lin: &Linear, name: &str) -> Result<Self> {
-        if lin.lora.is_some() {
-            return Err(Error::Unsupported(format!(
-                "{name}: LoRA adapters do not run on Vulkan yet (merge the adapter, or use --device cpu)"
-            )));
-        }
-        let weight = match &lin.weight {
-            LinearWeight::Dense(t) => ctx.upload_dense_weight(t)?,
-            LinearWeight::Quantized(q) => ctx.upload_qmatmul(q)?,
-        };
-        let bias = lin
-            .bias
-            .as_ref()
-            .map(|b| ctx.upload_tensor(b))
-            .transpose()?;
-        Ok(DeviceLinear { weight, bias })
-    }
-
-    fn forward(&self, b: &mut Batch, x: &DeviceTensor) -> Result<DeviceTensor> {
-        b.matmul(x, &self.weight, self.bias.as_ref())
-    }
-}
 
 struct DeviceNorm {
     kind: NormKind,
@@ -122,7 +95,11 @@ struct DeviceAttention {
 }
 
 impl DeviceAttention {
-    fn upload(ctx: &VulkanContext, a: Attention, name: &dyn Fn(&str) -> String) -> Result<Self> {
+    fn upload(
+        ctx: &Arc<VulkanContext>,
+        a: Attention,
+        name: &dyn Fn(&str) -> String,
+    ) -> Result<Self> {
         let norm = |n: &Option<Norm>| n.as_ref().map(|n| DeviceNorm::upload(ctx, n)).transpose();
         Ok(DeviceAttention {
             q: DeviceLinear::upload(ctx, &a.q, &name("q"))?,
@@ -136,7 +113,7 @@ impl DeviceAttention {
 }
 
 impl DeviceMlp {
-    fn upload(ctx: &VulkanContext, m: Mlp, name: &dyn Fn(&str) -> String) -> Result<Self> {
+    fn upload(ctx: &Arc<VulkanContext>, m: Mlp, name: &dyn Fn(&str) -> String) -> Result<Self> {
         let lin = |l: &Linear, what: &str| DeviceLinear::upload(ctx, l, &name(what));
         Ok(match m {
             Mlp::SwiGlu { gate, up, down } => DeviceMlp::SwiGlu {
@@ -161,7 +138,7 @@ struct DeviceLayer {
 }
 
 impl DeviceLayer {
-    fn upload(ctx: &VulkanContext, block: Block, i: usize) -> Result<Self> {
+    fn upload(ctx: &Arc<VulkanContext>, block: Block, i: usize) -> Result<Self> {
         let name = |expert: bool| {
             let copy = if expert { "image-expert " } else { "" };
             move |what: &str| format!("layer {i} {copy}{what}")
@@ -260,7 +237,7 @@ struct DeviceStack {
 
 impl DeviceStack {
     fn load(
-        ctx: &VulkanContext,
+        ctx: &Arc<VulkanContext>,
         spec: &DecoderSpec,
         w: &Weights,
         first_cache_layer: usize,
@@ -488,19 +465,6 @@ impl VulkanDecoder {
 
     /// Logits `[T, V]` (f32, CPU) of normed hidden states `[T, D]`.
     pub fn logits(&self, hidden: &Tensor) -> Result<Tensor> {
-        let (t, d) = hidden.dims2()?;
-        let vocab = self.lm_head.weight.rows;
-        let values: Vec<f32> = hidden.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?;
-        let pass = self.rows_per_pass(vocab.max(d));
-        let mut out = Vec::with_capacity(t * vocab);
-        for r0 in (0..t).step_by(pass) {
-            let n = pass.min(t - r0);
-            let h = self.ctx.upload(&values[r0 * d..(r0 + n) * d], &[n, d])?;
-            let mut b = self.ctx.batch();
-            let logits = self.lm_head.forward(&mut b, &h)?;
-            b.submit()?;
-            out.extend(self.ctx.read(&logits)?);
-        }
-        Ok(Tensor::from_vec(out, (t, vocab), &Device::Cpu)?)
+        self.lm_head.forward_host(hidden)
     }
 }

@@ -11,10 +11,12 @@ mod context;
 mod decoder;
 mod kernels;
 mod kv_cache;
+mod linear;
 mod ops;
 
 pub use buffers::{DeviceTensor, DeviceWeight, WeightType};
 pub use context::{adapters, AdapterSummary, VulkanContext, NO_ADAPTER};
 pub use decoder::VulkanDecoder;
 pub use kv_cache::DeviceKvCache;
+pub use linear::DeviceLinear;
 pub use ops::{AttentionShape, Batch, RowIndex, MAX_HEAD_DIM};
