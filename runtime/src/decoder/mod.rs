@@ -447,89 +447,109 @@ impl Stack {
             Some(c) => c.append(&k, &v)?,
             None => (k, v),
         };
-        let total = start + t;
-        let group = nh / nkv;
-        // [KV, S, hd] for keys and values; queries grouped as [KV, G, T, hd] so GQA needs no repeat.
-        let k_all = k_all.transpose(0, 1)?.contiguous()?.to_dtype(DType::F32)?;
-        let v_all = v_all.transpose(0, 1)?.contiguous()?.to_dtype(DType::F32)?;
-        let q = q
-            .to_dtype(DType::F32)?
-            .transpose(0, 1)?
-            .contiguous()?
-            .reshape((nkv, group, t, hd))?;
-        let scale = 1.0 / (hd as f64).sqrt();
-        let mut outs = Vec::new();
-        let mut q0 = 0;
-        while q0 < t {
-            let qb = ATTN_QUERY_BLOCK.min(t - q0);
-            let qblk = q
-                .narrow(2, q0, qb)?
-                .contiguous()?
-                .reshape((nkv, group * qb, hd))?;
-            let mut scores = (qblk.matmul(&k_all.t()?)? * scale)?; // [KV, G*qb, S]
-            if let Some(mask) = self.mask(start + q0, qb, total, group, h.device())? {
-                scores = scores.broadcast_add(&mask)?;
-            }
-            // candle_nn's fused softmax has no backward pass; ours has.
-            let probs = if differentiable {
-                fused::softmax_last_dim_differentiable(&scores)?
-            } else {
-                candle_nn::ops::softmax_last_dim(&scores)?
-            };
-            let o = probs.matmul(&v_all)?.reshape((nkv, group, qb, hd))?;
-            outs.push(o);
-            q0 += qb;
-        }
-        let o = if outs.len() == 1 {
-            outs.pop().unwrap_or_else(|| unreachable!())
-        } else {
-            Tensor::cat(&outs, 2)?
-        };
-        // [KV, G, T, hd] -> [H, T, hd] -> [T, H*hd]
-        let o = o
-            .reshape((nh, t, hd))?
-            .transpose(0, 1)?
-            .contiguous()?
-            .reshape((t, nh * hd))?
-            .to_dtype(dtype)?;
+        let o = attend(&q, &k_all, &v_all, start, s.sliding_window, differentiable)?;
+        let o = o.to_dtype(dtype)?;
         rows.apply(&o, attn, |a, x| a.o.forward(x))
     }
+}
 
-    /// Additive mask `[G*qb, S]` for queries at absolute positions `q_start..q_start+qb`, or `None`
-    /// when every key is visible.
-    fn mask(
-        &self,
-        q_start: usize,
-        qb: usize,
-        total: usize,
-        group: usize,
-        device: &Device,
-    ) -> Result<Option<Tensor>> {
-        let window = self.spec.sliding_window;
-        let last_q = q_start + qb - 1;
-        let causal_binds = q_start + 1 < total;
-        let window_binds = window.is_some_and(|w| last_q > w);
-        if !causal_binds && !window_binds {
-            return Ok(None);
+/// Attention of queries `q` `[T, H, hd]` at positions `start..start+T` over keys and values
+/// `[S, KV, hd]` (S = start + T: the cached prefix and the new rows), causal, with an optional
+/// window (key j visible from position i iff `0 <= i - j <= window`), scale 1/√hd, in f32.
+/// GQA needs no repeat: queries are grouped per KV head. Queries go in blocks, so a long image
+/// prefix never holds a full T×S score matrix. `differentiable` keeps to ops with a backward
+/// pass (training). Returns `[T, H·hd]` (f32).
+pub fn attend(
+    q: &Tensor,
+    k_all: &Tensor,
+    v_all: &Tensor,
+    start: usize,
+    window: Option<usize>,
+    differentiable: bool,
+) -> Result<Tensor> {
+    let (t, nh, hd) = q.dims3()?;
+    let (total, nkv, _) = k_all.dims3()?;
+    if nkv == 0 || !nh.is_multiple_of(nkv) || total != start + t {
+        return Err(Error::InvalidArgument(format!(
+            "attention of {t} queries × {nh} heads at {start} over {total} keys × {nkv} heads"
+        )));
+    }
+    let group = nh / nkv;
+    // [KV, S, hd] for keys and values; queries grouped as [KV, G, T, hd].
+    let k_all = k_all.transpose(0, 1)?.contiguous()?.to_dtype(DType::F32)?;
+    let v_all = v_all.transpose(0, 1)?.contiguous()?.to_dtype(DType::F32)?;
+    let q = q
+        .to_dtype(DType::F32)?
+        .transpose(0, 1)?
+        .contiguous()?
+        .reshape((nkv, group, t, hd))?;
+    let scale = 1.0 / (hd as f64).sqrt();
+    let mut outs = Vec::new();
+    let mut q0 = 0;
+    while q0 < t {
+        let qb = ATTN_QUERY_BLOCK.min(t - q0);
+        let qblk = q
+            .narrow(2, q0, qb)?
+            .contiguous()?
+            .reshape((nkv, group * qb, hd))?;
+        let mut scores = (qblk.matmul(&k_all.t()?)? * scale)?; // [KV, G*qb, S]
+        if let Some(mask) = attention_mask(start + q0, qb, total, group, window, q.device())? {
+            scores = scores.broadcast_add(&mask)?;
         }
-        let mut m = vec![0f32; qb * total];
-        for r in 0..qb {
-            let i = q_start + r;
-            for j in 0..total {
-                let visible = j <= i && window.is_none_or(|w| i - j <= w);
-                if !visible {
-                    m[r * total + j] = f32::NEG_INFINITY;
-                }
+        // candle_nn's fused softmax has no backward pass; ours has.
+        let probs = if differentiable {
+            fused::softmax_last_dim_differentiable(&scores)?
+        } else {
+            candle_nn::ops::softmax_last_dim(&scores)?
+        };
+        outs.push(probs.matmul(&v_all)?.reshape((nkv, group, qb, hd))?);
+        q0 += qb;
+    }
+    let o = if outs.len() == 1 {
+        outs.pop().unwrap_or_else(|| unreachable!())
+    } else {
+        Tensor::cat(&outs, 2)?
+    };
+    // [KV, G, T, hd] -> [H, T, hd] -> [T, H*hd]
+    Ok(o.reshape((nh, t, hd))?
+        .transpose(0, 1)?
+        .contiguous()?
+        .reshape((t, nh * hd))?)
+}
+
+/// Additive mask `[G*qb, S]` for queries at absolute positions `q_start..q_start+qb`, or `None`
+/// when every key is visible.
+fn attention_mask(
+    q_start: usize,
+    qb: usize,
+    total: usize,
+    group: usize,
+    window: Option<usize>,
+    device: &Device,
+) -> Result<Option<Tensor>> {
+    let last_q = q_start + qb - 1;
+    let causal_binds = q_start + 1 < total;
+    let window_binds = window.is_some_and(|w| last_q > w);
+    if !causal_binds && !window_binds {
+        return Ok(None);
+    }
+    let mut m = vec![0f32; qb * total];
+    for r in 0..qb {
+        let i = q_start + r;
+        for j in 0..total {
+            let visible = j <= i && window.is_none_or(|w| i - j <= w);
+            if !visible {
+                m[r * total + j] = f32::NEG_INFINITY;
             }
         }
-        let m = Tensor::from_vec(m, (qb, total), device)?;
-        let m = if group > 1 {
-            Tensor::cat(&vec![&m; group], 0)?
-        } else {
-            m
-        };
-        Ok(Some(m))
     }
+    let m = Tensor::from_vec(m, (qb, total), device)?;
+    let m = if group > 1 {
+        Tensor::cat(&vec![&m; group], 0)?
+    } else {
+        m
+    };
+    Ok(Some(m))
 }
 
 /// Output of one forward: the normed hidden states and, with a pre-decoder, its raw output.

@@ -4,7 +4,7 @@
 //! adapter (`vulkan:N`), f32 activation tensors and weights kept in their stored encoding
 //! (dense or raw GGML blocks) on the device, and a [`Batch`] of ops (embedding gather, norms,
 //! RoPE, online-softmax attention, activations, mat-vec and tiled mat-mat for every weight type).
-//! Every op is checked against the CPU in `tests/vulkan_conformance.rs`.
+//! Every op is checked against the CPU in `tests/backend_conformance.rs`.
 
 mod buffers;
 mod context;
