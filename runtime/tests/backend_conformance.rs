@@ -901,6 +901,14 @@ fn matvec_decode_every_weight_type() {
         for stored in DENSE.into_iter().chain(QUANTS) {
             check_matmul(&be, 1, 4096, 4096, stored, true);
         }
+        // Short rows share a workgroup (Vulkan: one thread per 32-wide chunk): K of 1, 3, 8
+        // chunks, a ragged last chunk, N no multiple of the outputs per workgroup.
+        for stored in DENSE {
+            check_matmul(&be, 1, 100, 100, stored, true);
+            check_matmul(&be, 1, 37, 20, stored, false);
+        }
+        check_matmul(&be, 1, 100, 96, Stored::Quant(GgmlDType::Q8_0), true);
+        check_matmul(&be, 1, 130, 256, Stored::Quant(GgmlDType::Q4K), true);
     }
 }
 

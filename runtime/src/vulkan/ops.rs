@@ -10,6 +10,8 @@ use wgpu::util::DeviceExt;
 
 /// Threads per workgroup of the one-thread-per-element kernels.
 const ELEMENTWISE_WG: usize = 256;
+/// Threads per workgroup of the mat-vec kernel.
+const MATVEC_WG: usize = 64;
 /// Head dims the attention kernel keeps in registers (4 per thread × 64 threads).
 pub const MAX_HEAD_DIM: usize = 256;
 /// Head dims the tiled attention kernel (v2) handles; larger ones take v1.
@@ -517,6 +519,8 @@ impl<'c> Batch<'c> {
         }
         let out = self.ctx.zeros(&shape)?;
         let max = self.ctx.limits.max_compute_workgroups_per_dimension as usize;
+        // Mat-vec threads per output: one per 32-wide chunk of a row, at most a workgroup.
+        let lanes = k.div_ceil(32).next_power_of_two().clamp(1, MATVEC_WG);
         for part in &w.parts {
             let params = [
                 u(t, "rows")?,
@@ -525,6 +529,7 @@ impl<'c> Batch<'c> {
                 bias.is_some() as u32,
                 u(part.row0, "output offset")?,
                 u(w.rows, "outputs")?,
+                lanes as u32,
             ];
             let bind = [
                 (1, &x.buf),
@@ -533,7 +538,7 @@ impl<'c> Batch<'c> {
                 (4, &out.buf),
             ];
             if t == 1 {
-                let (gx, gy) = self.grid(part.rows)?;
+                let (gx, gy) = self.grid(part.rows.div_ceil(MATVEC_WG / lanes))?;
                 self.dispatch(Kernel::MatVec(w.wtype), &params, &bind, (gx, gy, 1))?;
             } else {
                 let (gx, gy) = (part.rows.div_ceil(64), t.div_ceil(64));

@@ -11,7 +11,8 @@ struct Params {
     has_bias: u32,
     n_offset: u32,
     n_total: u32,
-    _pad0: u32,
+    // Threads per output of the mat-vec kernel (unused by mat-mat).
+    lanes: u32,
     _pad1: u32,
 }
 
