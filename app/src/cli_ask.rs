@@ -74,12 +74,21 @@ pub struct ChatArgs {
     pub gen: GenArgs,
 }
 
+/// Opens `--device`, printing a note when the device will be slow (a software Vulkan driver).
+pub fn open_device(spec: &str) -> Result<runtime::device::ComputeDevice> {
+    let device = runtime::device::parse_device(spec)?;
+    if let Some(note) = device.performance_note() {
+        eprintln!("note: {note}");
+    }
+    Ok(device)
+}
+
 pub fn load_model(m: &ModelArgs) -> Result<Model> {
     let dtype: ComputeDtype = m.dtype.parse()?;
     let opts = LoadOptions {
         dtype,
         lora: m.lora.clone(),
-        device: runtime::device::parse_device(&m.device)?,
+        device: open_device(&m.device)?,
     };
     let path = m.path()?;
     Model::load(&path, &opts).with_context(|| format!("loading {}", path.display()))

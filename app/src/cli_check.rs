@@ -22,7 +22,7 @@ pub struct CheckArgs {
 pub fn run(a: CheckArgs) -> Result<ExitCode> {
     let opts = LoadOptions {
         dtype: ComputeDtype::F32,
-        device: runtime::device::parse_device(&a.device)?,
+        device: crate::cli_ask::open_device(&a.device)?,
         ..Default::default()
     };
     let reports = check_fixture(&a.fixture, a.model.as_deref(), &opts)?;

@@ -1130,3 +1130,21 @@ fn vulkan_front_ends_run_their_linears_on_the_device() {
         assert_close("front end", &what, &flat(&got), &flat(&want), F32_TOL);
     }
 }
+
+#[cfg(feature = "vulkan")]
+#[test]
+fn vulkan_software_adapters_are_flagged_as_slow() {
+    // lavapipe (CI's adapter) runs the kernels on the CPU: users get told to prefer --device cpu;
+    // a real GPU gets no such note.
+    let Some(ctx) = vulkan() else { return };
+    let note = ComputeDevice::Vulkan(ctx.clone()).performance_note();
+    let is_llvmpipe = ctx.info.driver.contains("llvmpipe") || ctx.info.name.contains("llvmpipe");
+    assert_eq!(ctx.info.is_software(), note.is_some(), "{:?}", ctx.info);
+    if is_llvmpipe {
+        let note = note.expect("lavapipe is a software adapter");
+        assert!(note.contains("--device cpu"), "{note}");
+    }
+    assert!(ComputeDevice::Candle(Device::Cpu)
+        .performance_note()
+        .is_none());
+}

@@ -18,6 +18,13 @@ pub struct AdapterSummary {
     pub driver: String,
 }
 
+impl AdapterSummary {
+    /// Whether this is a software rasterizer running on the CPU (Mesa's lavapipe, SwiftShader).
+    pub fn is_software(&self) -> bool {
+        self.device_type == type_name(wgpu::DeviceType::Cpu)
+    }
+}
+
 /// The message every "no adapter" error carries.
 pub const NO_ADAPTER: &str =
     "no Vulkan adapter found (install a Vulkan driver, e.g. mesa-vulkan-drivers)";
