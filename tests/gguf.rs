@@ -594,3 +594,59 @@ fn tampered_rename_tables_are_refused() {
         );
     }
 }
+
+#[test]
+fn vocabularies_llama_cpp_cannot_express_are_skipped_with_the_reason() {
+    // Fuyu's Unigram vocabulary re-expressed as a WordLevel model: our runtime tokenizes with it,
+    // llama.cpp has no tokenizer of that kind. The conversion succeeds, stores no
+    // `tokenizer.ggml.*`, and says why; the embedded tokenizer files still serve the runtime.
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("model");
+    std::fs::create_dir(&dir).expect("mkdir");
+    for entry in std::fs::read_dir(fixture("fuyu-tiny").join("model")).expect("fixture") {
+        let path = entry.expect("entry").path();
+        std::fs::copy(&path, dir.join(path.file_name().expect("name"))).expect("copy");
+    }
+    let json_path = dir.join("tokenizer.json");
+    let mut json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json_path).expect("read")).expect("json");
+    let model = &json["model"];
+    let unk_id = model["unk_id"].as_u64().unwrap_or(0) as usize;
+    let pieces: Vec<String> = model["vocab"]
+        .as_array()
+        .expect("unigram vocab")
+        .iter()
+        .map(|row| row[0].as_str().expect("piece").to_string())
+        .collect();
+    let vocab: serde_json::Map<String, serde_json::Value> = pieces
+        .iter()
+        .enumerate()
+        .map(|(id, p)| (p.clone(), serde_json::Value::from(id)))
+        .collect();
+    json["model"] = serde_json::json!({
+        "type": "WordLevel",
+        "vocab": vocab,
+        "unk_token": pieces[unk_id],
+    });
+    std::fs::write(&json_path, serde_json::to_string(&json).expect("json")).expect("write");
+    Model::load(&dir, &LoadOptions::default()).expect("the runtime loads a WordLevel vocabulary");
+
+    let out = tmp.path().join("wordlevel.gguf");
+    let opts = Options {
+        target: QuantType::Q8_0,
+        progress: false,
+    };
+    let summary = quantize(&dir, &out, &opts).expect("quantize");
+    let why = summary
+        .llama_tokenizer_skipped
+        .expect("a WordLevel vocabulary has no llama.cpp form");
+    assert!(why.contains("WordLevel"), "{why}");
+    let raw = GgufFile::open(&out).expect("open");
+    assert!(raw.meta_str("tokenizer.ggml.model").is_none());
+    Model::load(&out, &LoadOptions::default()).expect("the GGUF still loads");
+
+    // The unmodified Unigram vocabulary does convert.
+    let fuyu = tmp.path().join("fuyu.gguf");
+    let summary = quantize(&fixture("fuyu-tiny").join("model"), &fuyu, &opts).expect("quantize");
+    assert_eq!(summary.llama_tokenizer_skipped, None);
+}

@@ -61,7 +61,10 @@ pub fn run(a: QuantizeArgs) -> Result<ExitCode> {
         summary.policy.len(),
         summary.renamed,
         summary.bytes as f64 / (1024.0 * 1024.0),
-        if summary.llama_tokenizer { "yes" } else { "no" },
+        match &summary.llama_tokenizer_skipped {
+            None => "yes".to_string(),
+            Some(why) => format!("no ({why})"),
+        },
         summary.embedded.join(", ")
     );
     Ok(ExitCode::SUCCESS)

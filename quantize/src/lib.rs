@@ -306,8 +306,8 @@ pub struct Summary {
     pub embedded: Vec<String>,
     /// Tensors stored under llama.cpp names (`blk.N.attn_q.weight`, …).
     pub renamed: usize,
-    /// Whether the vocabulary is also stored as `tokenizer.ggml.*`.
-    pub llama_tokenizer: bool,
+    /// Why the vocabulary is not also stored as `tokenizer.ggml.*` (`None`: it is).
+    pub llama_tokenizer_skipped: Option<String>,
     pub bytes: u64,
 }
 
@@ -358,9 +358,14 @@ pub fn quantize(dir: &Path, out: &Path, opts: &Options) -> Result<Summary> {
     // for is left to them alone).
     let pre = text_only::llama_cpp_arch(&spec.decoder).unwrap_or("");
     let eos = spec.generation.stop_ids.first().copied();
-    let tokenizer_md = text_only::tokenizer_metadata(dir, &tokenizer, spec.decoder.vocab, pre, eos);
-    let llama_tokenizer = tokenizer_md.is_ok();
-    metadata.extend(tokenizer_md.unwrap_or_default());
+    let llama_tokenizer_skipped =
+        match text_only::tokenizer_metadata(dir, &tokenizer, spec.decoder.vocab, pre, eos)? {
+            text_only::LlamaVocabulary::Metadata(md) => {
+                metadata.extend(md);
+                None
+            }
+            text_only::LlamaVocabulary::Unsupported(why) => Some(why),
+        };
     let mut embedded = Vec::new();
     for name in EMBEDDED_FILES {
         let path = dir.join(name);
@@ -407,7 +412,7 @@ pub fn quantize(dir: &Path, out: &Path, opts: &Options) -> Result<Summary> {
         policy,
         embedded,
         renamed: renames.len(),
-        llama_tokenizer,
+        llama_tokenizer_skipped,
         bytes,
     })
 }

@@ -184,13 +184,15 @@ pub fn export_text_only(
         ),
     ];
     metadata.extend(decoder_metadata(arch, d));
-    metadata.extend(tokenizer_metadata(
-        dir,
-        &tokenizer,
-        d.vocab,
-        arch,
-        spec.generation.stop_ids.first().copied(),
-    )?);
+    let eos = spec.generation.stop_ids.first().copied();
+    match tokenizer_metadata(dir, &tokenizer, d.vocab, arch, eos)? {
+        LlamaVocabulary::Metadata(md) => metadata.extend(md),
+        LlamaVocabulary::Unsupported(why) => {
+            return Err(QuantizeError::InvalidArgument(format!(
+                "--text-only: {why}"
+            )))
+        }
+    }
 
     let bar = progress_bar(
         plan.len(),
@@ -260,17 +262,26 @@ pub(crate) fn decoder_metadata(arch: &str, d: &DecoderSpec) -> Vec<(String, Valu
     .collect()
 }
 
+/// The vocabulary in llama.cpp's terms, or why llama.cpp has none for it.
+pub(crate) enum LlamaVocabulary {
+    Metadata(Vec<(String, Value)>),
+    /// A vocabulary llama.cpp's tokenizers cannot express (the runtime still reads the
+    /// embedded tokenizer files).
+    Unsupported(String),
+}
+
 /// `tokenizer.ggml.*`: SentencePiece vocabularies (a `tokenizer.model`, or a `tokenizer.json`
 /// Unigram or BPE with byte fallback) as llama.cpp's `llama` tokenizer with scores and token types;
 /// byte-level BPE (Qwen2) as `gpt2` with merges. The list is padded to the embedding's rows with
-/// unused `[PADn]` entries, as llama.cpp's converter does.
+/// unused `[PADn]` entries, as llama.cpp's converter does. Unreadable or malformed tokenizer files
+/// are errors.
 pub(crate) fn tokenizer_metadata(
     dir: &Path,
     tokenizer: &Tokenizer,
     vocab_rows: usize,
     arch: &str,
     eos: Option<u32>,
-) -> Result<Vec<(String, Value)>> {
+) -> Result<LlamaVocabulary> {
     let mut tokens: Vec<Option<(String, f32, i32)>> = Vec::new();
     let mut merges: Option<Vec<String>> = None;
     let mut set = |id: usize, text: String, score: f32, ty: i32| {
@@ -336,8 +347,8 @@ pub(crate) fn tokenizer_metadata(
                 set(id, text.to_string(), score as f32, ty);
             }
         } else if kind != "BPE" {
-            return Err(QuantizeError::InvalidArgument(format!(
-                "--text-only: {} holds a {kind} model; only BPE, Unigram and SentencePiece vocabularies convert",
+            return Ok(LlamaVocabulary::Unsupported(format!(
+                "{} holds a {kind} model; only BPE, Unigram and SentencePiece vocabularies convert",
                 json.display(),
             )));
         }
@@ -381,14 +392,14 @@ pub(crate) fn tokenizer_metadata(
             }
         }
     } else {
-        return Err(QuantizeError::InvalidArgument(format!(
-            "--text-only: {} has neither tokenizer.model nor tokenizer.json",
+        return Ok(LlamaVocabulary::Unsupported(format!(
+            "{} has neither tokenizer.model nor tokenizer.json",
             dir.display()
         )));
     }
     if tokens.len() > vocab_rows {
-        return Err(QuantizeError::InvalidArgument(format!(
-            "--text-only: the tokenizer has {} tokens but the embedding only {vocab_rows} rows",
+        return Ok(LlamaVocabulary::Unsupported(format!(
+            "the tokenizer has {} tokens but the embedding only {vocab_rows} rows",
             tokens.len()
         )));
     }
@@ -432,5 +443,5 @@ pub(crate) fn tokenizer_metadata(
     if let Some(id) = eos {
         md.push(("tokenizer.ggml.eos_token_id".into(), Value::U32(id)));
     }
-    Ok(md)
+    Ok(LlamaVocabulary::Metadata(md))
 }
