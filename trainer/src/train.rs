@@ -249,56 +249,39 @@ pub struct EvalResult {
 /// records split over the machine's cores.
 pub fn evaluate(model: &Model, records: &[Record], max_tokens: usize) -> Result<EvalResult> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let parts = fold_in_order(
+    // Each record's verdict is folded in record order as it arrives (the same result for any
+    // thread count).
+    let total = fold_in_order(
         records,
         threads,
-        |rec| evaluate_part(model, std::slice::from_ref(rec), max_tokens),
-        Vec::new(),
-        |all, p| {
-            all.push(p);
+        |rec| evaluate_record(model, rec, max_tokens),
+        EvalTally::default(),
+        |tally, one| {
+            tally.add(one);
             Ok(())
         },
     )?;
-    let mut res = EvalResult::default();
-    let (mut loss, mut tokens, mut correct) = (0f64, 0usize, 0usize);
-    for p in parts {
-        loss += p.loss;
-        tokens += p.tokens;
-        correct += p.correct;
-        for (k, m) in p.groups {
-            for (v, (c, n)) in m {
-                let e = res
-                    .groups
-                    .entry(k.clone())
-                    .or_default()
-                    .entry(v)
-                    .or_default();
-                e.0 += c;
-                e.1 += n;
-            }
-        }
-        for m in p.mistakes {
-            if res.mistakes.len() < 20 {
-                res.mistakes.push(m);
-            }
-        }
+    let mut res = EvalResult {
+        samples: records.len(),
+        groups: total.groups,
+        mistakes: total.mistakes,
+        ..EvalResult::default()
+    };
+    if total.tokens > 0 {
+        res.loss = total.loss / total.tokens as f64;
     }
-    res.samples = records.len();
-    res.loss = if tokens > 0 {
-        loss / tokens as f64
-    } else {
-        0.0
-    };
-    res.exact = if records.is_empty() {
-        0.0
-    } else {
-        correct as f64 / records.len() as f64
-    };
+    if !records.is_empty() {
+        res.exact = total.correct as f64 / records.len() as f64;
+    }
     Ok(res)
 }
 
+/// Mistakes kept for the report.
+const MISTAKES_KEPT: usize = 20;
+
+/// Running sums of an evaluation.
 #[derive(Default)]
-struct EvalPart {
+struct EvalTally {
     loss: f64,
     tokens: usize,
     correct: usize,
@@ -306,48 +289,66 @@ struct EvalPart {
     mistakes: Vec<(String, String, String)>,
 }
 
-fn evaluate_part(model: &Model, records: &[Record], max_tokens: usize) -> Result<EvalPart> {
-    let mut part = EvalPart::default();
-    for rec in records {
-        let img = rec.image.as_deref().map(load_image).transpose()?;
-        let enc = encode(model, rec, img.as_ref())?;
-        let (l, n) = loss_sum(model, &enc)?;
-        part.loss += l.to_scalar::<f32>()? as f64;
-        part.tokens += n;
-        let (prompt, answer) = &rec.turns[0];
-        let mut chat = Chat::new(model, PromptFormat::Chat);
-        let opts = GenerationOptions {
-            max_tokens,
-            ..Default::default()
-        };
-        let images: Vec<RgbImage> = img.into_iter().collect();
-        // Exact match only asks whether the answer comes out: generation stops as soon as the
-        // text is no longer a prefix of it (a model that rambles on costs one token, not
-        // `max_tokens`), which leaves every verdict as it was.
-        let want = answer.trim();
-        let mut so_far = String::new();
-        let reply = chat.send(prompt, &images, &opts, &mut |piece| {
-            so_far.push_str(piece);
-            want.starts_with(so_far.trim())
-        })?;
-        let ok = reply.text.trim() == want;
-        part.correct += usize::from(ok);
-        if !ok && part.mistakes.len() < 20 {
-            part.mistakes
-                .push((rec.id.clone(), answer.clone(), reply.text.clone()));
-        }
-        for (k, v) in &rec.tags {
-            let e = part
-                .groups
-                .entry(k.clone())
-                .or_default()
-                .entry(v.clone())
-                .or_default();
-            e.0 += usize::from(ok);
+/// One record's verdict.
+struct RecordEval {
+    loss: f64,
+    tokens: usize,
+    correct: bool,
+    tags: Vec<(String, String)>,
+    /// (id, expected, got) when wrong.
+    mistake: Option<(String, String, String)>,
+}
+
+impl EvalTally {
+    fn add(&mut self, r: RecordEval) {
+        self.loss += r.loss;
+        self.tokens += r.tokens;
+        self.correct += usize::from(r.correct);
+        for (k, v) in r.tags {
+            let e = self.groups.entry(k).or_default().entry(v).or_default();
+            e.0 += usize::from(r.correct);
             e.1 += 1;
         }
+        if let Some(m) = r.mistake {
+            if self.mistakes.len() < MISTAKES_KEPT {
+                self.mistakes.push(m);
+            }
+        }
     }
-    Ok(part)
+}
+
+fn evaluate_record(model: &Model, rec: &Record, max_tokens: usize) -> Result<RecordEval> {
+    let img = rec.image.as_deref().map(load_image).transpose()?;
+    let enc = encode(model, rec, img.as_ref())?;
+    let (l, n) = loss_sum(model, &enc)?;
+    let (prompt, answer) = &rec.turns[0];
+    let mut chat = Chat::new(model, PromptFormat::Chat);
+    let opts = GenerationOptions {
+        max_tokens,
+        ..Default::default()
+    };
+    let images: Vec<RgbImage> = img.into_iter().collect();
+    // Exact match only asks whether the answer comes out: generation stops as soon as the text
+    // is no longer a prefix of it (a model that rambles on costs one token, not `max_tokens`),
+    // which leaves every verdict as it was.
+    let want = answer.trim();
+    let mut so_far = String::new();
+    let reply = chat.send(prompt, &images, &opts, &mut |piece| {
+        so_far.push_str(piece);
+        want.starts_with(so_far.trim())
+    })?;
+    let correct = reply.text.trim() == want;
+    Ok(RecordEval {
+        loss: l.to_scalar::<f32>()? as f64,
+        tokens: n,
+        correct,
+        tags: rec
+            .tags
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        mistake: (!correct).then(|| (rec.id.clone(), answer.clone(), reply.text)),
+    })
 }
 
 impl EvalResult {
