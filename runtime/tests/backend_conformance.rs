@@ -1148,3 +1148,108 @@ fn vulkan_software_adapters_are_flagged_as_slow() {
         .performance_note()
         .is_none());
 }
+
+/// A random rank-4 PEFT adapter on every 2-D weight inside the decoder layers of `model_dir`
+/// (fused QKV, experts and pre-decoder layers included), written to `out`.
+fn random_adapter(model_dir: &std::path::Path, out: &std::path::Path, seed: u64) {
+    use runtime::adapter::{Adapters, LoraConfig, LoraDelta};
+    use runtime::checkpoint::{SafetensorsFiles, TensorSource};
+    let files =
+        SafetensorsFiles::open_files(&[model_dir.join("model.safetensors")]).expect("safetensors");
+    let r = 4;
+    let mut modules = std::collections::BTreeMap::new();
+    for (i, name) in files.names().into_iter().enumerate() {
+        let Some(module) = name.strip_suffix(".weight") else {
+            continue;
+        };
+        let shape = files.shape(&name).expect("shape");
+        if shape.len() != 2 || !module.contains("layers.") || module.contains("norm") {
+            continue;
+        }
+        let (out_f, in_f) = (shape[0], shape[1]);
+        let s = seed + 2 * i as u64;
+        let delta = LoraDelta {
+            a: cpu(&random(s, r * in_f, 0.3), &[r, in_f]),
+            b: cpu(&random(s + 1, out_f * r, 0.3), &[out_f, r]),
+            scale: 2.0,
+            dropout: None,
+        };
+        modules.insert(module.to_string(), delta);
+    }
+    assert!(
+        !modules.is_empty(),
+        "no layer weights in {}",
+        model_dir.display()
+    );
+    let targets = modules.keys().cloned().collect();
+    Adapters {
+        config: LoraConfig::new(r, 8.0, targets),
+        modules,
+    }
+    .save_peft(out)
+    .expect("save adapter");
+}
+
+#[test]
+fn lora_adapters_match_cpu() {
+    // An unmerged LoRA adapter on every decoder-layer linear: the device applies scale·B(A x)
+    // as the CPU does (a prefill with image rows, then decode steps).
+    for be in backends().into_iter().filter(|b| !b.is_cpu()) {
+        for name in ["fuyu-tiny", "eve2-tiny", "hovle-tiny"] {
+            let dir = monovlm_e2e::fixture(name).join("model");
+            let tmp = tempfile::tempdir().expect("tempdir");
+            random_adapter(&dir, tmp.path(), 7);
+            let with_lora = |o: LoadOptions| LoadOptions {
+                lora: Some(tmp.path().to_path_buf()),
+                ..o
+            };
+            let plain = Model::load(&dir, &LoadOptions::default()).expect("cpu model");
+            let cpu_model = Model::load(&dir, &with_lora(LoadOptions::default())).expect("cpu");
+            let dev_model = Model::load(&dir, &with_lora(be.options())).expect("device");
+            let vocab = cpu_model.spec.decoder.vocab as u32;
+            let mut rng = StdRng::seed_from_u64(5);
+            let ids: Vec<u32> = (0..24).map(|_| rng.random_range(0..vocab)).collect();
+            let (mut cc, mut dc, mut pc) = (
+                cpu_model.new_cache(),
+                dev_model.new_cache(),
+                plain.new_cache(),
+            );
+            for (r, image_rows) in [
+                (0..20, (2..12).collect::<Vec<_>>()),
+                (20..21, vec![]),
+                (21..22, vec![0]),
+            ] {
+                let e = cpu_model.decoder.embed(&ids[r.clone()]).expect("embed");
+                let want = cpu_model
+                    .forward_full(&e, &image_rows, &mut cc)
+                    .expect("cpu");
+                let base = plain.forward_full(&e, &image_rows, &mut pc).expect("plain");
+                let e = e
+                    .to_device(dev_model.device())
+                    .expect("embeds on the device");
+                let got = dev_model
+                    .forward_full(&e, &image_rows, &mut dc)
+                    .expect("device");
+                let what = format!(
+                    "{name} + LoRA positions {}..{} on {}",
+                    r.start,
+                    r.end,
+                    be.name()
+                );
+                let want = flat(&want.hidden);
+                // The adapter must matter, or this test proves nothing.
+                assert!(
+                    rel_err(&flat(&base.hidden), &want) > 1e-2,
+                    "{what}: LoRA changed nothing"
+                );
+                assert_close(
+                    "decoder hidden with LoRA",
+                    &what,
+                    &flat(&got.hidden),
+                    &want,
+                    F32_TOL,
+                );
+            }
+        }
+    }
+}

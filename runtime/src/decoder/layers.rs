@@ -85,16 +85,16 @@ impl Linear {
         self.out
     }
 
-    /// Moves the weight and bias to a Vulkan device (a linear with a LoRA update stays on the
-    /// host: the device kernels do not apply adapters).
+    /// Moves the weight, bias and LoRA update to a Vulkan device.
     #[cfg(feature = "vulkan")]
     pub fn offload(&mut self, ctx: &std::sync::Arc<crate::vulkan::VulkanContext>) -> Result<()> {
-        if self.lora.is_some() || matches!(self.weight, LinearWeight::Vulkan(_)) {
+        if matches!(self.weight, LinearWeight::Vulkan(_)) {
             return Ok(());
         }
         let device = crate::vulkan::DeviceLinear::upload(ctx, self, "front-end linear")?;
         self.weight = LinearWeight::Vulkan(std::sync::Arc::new(device));
         self.bias = None;
+        self.lora = None;
         Ok(())
     }
 

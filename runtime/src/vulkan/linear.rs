@@ -1,4 +1,5 @@
-//! A linear layer on the device: the weight in its stored encoding and an optional bias. The
+//! A linear layer on the device: the weight in its stored encoding, an optional bias and an
+//! optional LoRA update (`scale · B(A x)`, applied unmerged as on the CPU). The
 //! decoder applies it to device activations; [`DeviceLinear::forward_host`] serves the parts that
 //! keep their activations on the host (the lm_head over read-back hidden states, the image front
 //! ends' patch embeddings and projector MLPs, whose reshapes stay on the CPU).
@@ -15,6 +16,15 @@ pub struct DeviceLinear {
     ctx: Arc<VulkanContext>,
     pub(crate) weight: DeviceWeight,
     bias: Option<DeviceTensor>,
+    /// Boxed: most linears have none.
+    lora: Option<Box<DeviceLora>>,
+}
+
+/// `scale · B (A x)` with A `[r, in]` and B `[out, r]` (f32).
+struct DeviceLora {
+    a: DeviceWeight,
+    b: DeviceWeight,
+    scale: f32,
 }
 
 impl std::fmt::Debug for DeviceLinear {
@@ -28,13 +38,20 @@ impl std::fmt::Debug for DeviceLinear {
 }
 
 impl DeviceLinear {
-    /// Uploads `lin`'s weight and bias; `name` labels errors.
+    /// Uploads `lin`'s weight, bias and LoRA update; `name` labels errors. Inference only: a
+    /// training-time LoRA dropout is not applied.
     pub fn upload(ctx: &Arc<VulkanContext>, lin: &Linear, name: &str) -> Result<Self> {
-        if lin.lora.is_some() {
-            return Err(Error::Unsupported(format!(
-                "{name}: LoRA adapters do not run on Vulkan yet (merge the adapter, or use --device cpu)"
-            )));
-        }
+        let lora = lin
+            .lora
+            .as_ref()
+            .map(|l| -> Result<Box<DeviceLora>> {
+                Ok(Box::new(DeviceLora {
+                    a: ctx.upload_dense_weight(&l.a.to_dtype(DType::F32)?)?,
+                    b: ctx.upload_dense_weight(&l.b.to_dtype(DType::F32)?)?,
+                    scale: l.scale as f32,
+                }))
+            })
+            .transpose()?;
         let weight = match &lin.weight {
             LinearWeight::Dense(t) => ctx.upload_dense_weight(t)?,
             LinearWeight::Quantized(q) => ctx.upload_qmatmul(q)?,
@@ -53,6 +70,7 @@ impl DeviceLinear {
             ctx: ctx.clone(),
             weight,
             bias,
+            lora,
         })
     }
 
@@ -62,7 +80,16 @@ impl DeviceLinear {
 
     /// `x [T, K]` on the device → `[T, N]`.
     pub(crate) fn forward(&self, b: &mut Batch, x: &DeviceTensor) -> Result<DeviceTensor> {
-        b.matmul(x, &self.weight, self.bias.as_ref())
+        let y = b.matmul(x, &self.weight, self.bias.as_ref())?;
+        match &self.lora {
+            None => Ok(y),
+            Some(l) => {
+                let low = b.matmul(x, &l.a, None)?;
+                let delta = b.matmul(&low, &l.b, None)?;
+                let delta = b.scale(&delta, l.scale)?;
+                b.add(&y, &delta)
+            }
+        }
     }
 
     /// `x [..., K]` on the host → `[..., N]` (f32) on the host, in passes of rows whose input
