@@ -45,6 +45,10 @@ impl RowIndex {
 
 /// One recorded sequence of kernels on a device.
 pub struct Batch<'c> {
+    /// The open compute pass that consecutive kernels share (wgpu orders their buffer uses
+    /// between dispatches); closed before a copy and at submit. Declared before the encoder,
+    /// so that a batch dropped unsubmitted closes its pass before the encoder goes.
+    pass: Option<wgpu::ComputePass<'static>>,
     ctx: &'c VulkanContext,
     encoder: wgpu::CommandEncoder,
 }
@@ -78,6 +82,7 @@ fn rows_cols(t: &DeviceTensor) -> (usize, usize) {
 impl VulkanContext {
     pub fn batch(&self) -> Batch<'_> {
         Batch {
+            pass: None,
             ctx: self,
             encoder: self
                 .device
@@ -153,13 +158,15 @@ impl<'c> Batch<'c> {
             layout: &pipeline.get_bind_group_layout(0),
             entries: &entries,
         });
-        let mut pass = self
-            .encoder
-            .begin_compute_pass(&wgpu::ComputePassDescriptor::default());
+        let encoder = &mut self.encoder;
+        let pass = self.pass.get_or_insert_with(|| {
+            encoder
+                .begin_compute_pass(&wgpu::ComputePassDescriptor::default())
+                .forget_lifetime()
+        });
         pass.set_pipeline(&pipeline);
         pass.set_bind_group(0, &bind_group, &[]);
         pass.dispatch_workgroups(groups.0, groups.1, groups.2);
-        drop(pass);
         ctx.check()
     }
 
@@ -575,6 +582,7 @@ impl<'c> Batch<'c> {
                 dst.shape
             )));
         }
+        self.pass = None;
         self.encoder.copy_buffer_to_buffer(
             &src.buf,
             0,
@@ -587,6 +595,7 @@ impl<'c> Batch<'c> {
 
     /// Sends the recorded work to the device.
     pub fn submit(self) -> Result<()> {
+        drop(self.pass);
         self.ctx.queue.submit([self.encoder.finish()]);
         self.ctx.check()
     }
