@@ -90,7 +90,22 @@ fn gui(model: Option<std::path::PathBuf>) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Without a desktop session (no `XDG_RUNTIME_DIR`: servers, CI, ssh), Mesa's Vulkan
+/// device-select layer still tries to reach a Wayland display and prints "error:
+/// XDG_RUNTIME_DIR is invalid" on every adapter listing, though nothing failed. It only reorders
+/// adapters for a display, which such a session does not have (and we order adapters ourselves),
+/// so it is switched off there through its documented `NODEVICE_SELECT` variable.
+fn quiet_headless_vulkan() {
+    if std::env::var_os("XDG_RUNTIME_DIR").is_none()
+        && std::env::var_os("NODEVICE_SELECT").is_none()
+    {
+        // Called first thing in main, before any thread exists that could read the environment.
+        std::env::set_var("NODEVICE_SELECT", "1");
+    }
+}
+
 fn main() -> ExitCode {
+    quiet_headless_vulkan();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => return usage_error(e),
