@@ -17,27 +17,28 @@ struct Params {
 @group(0) @binding(2) var<storage, read> table: array<f32>;
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
 
+// Element i of the `rows × dim` index space of this dispatch, or none past its end.
+fn element(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
+    return gid.y * nwg.x * 256u + gid.x;
+}
+
 @compute @workgroup_size(256)
 fn gather(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = gid.y * nwg.x * 256u + gid.x;
+    let i = element(gid, nwg);
     if (i >= p.rows * p.dim) {
         return;
     }
-    let t = i / p.dim;
-    let d = i % p.dim;
-    let id = ids[t];
+    let id = ids[i / p.dim];
     if (id >= p.row0 && id - p.row0 < p.part_rows) {
-        out[i] = table[(id - p.row0) * p.dim + d];
+        out[i] = table[(id - p.row0) * p.dim + i % p.dim];
     }
 }
 
 @compute @workgroup_size(256)
 fn scatter(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = gid.y * nwg.x * 256u + gid.x;
+    let i = element(gid, nwg);
     if (i >= p.rows * p.dim) {
         return;
     }
-    let t = i / p.dim;
-    let d = i % p.dim;
-    out[ids[t] * p.dim + d] = table[i];
+    out[ids[i / p.dim] * p.dim + i % p.dim] = table[i];
 }
