@@ -3,10 +3,14 @@
 //! (a 100-megapixel photo on a 7B model asks for gigabytes of attention scratch).
 //!
 //! The budget is `MONOVLM_MEMORY_LIMIT` when set (`8G`, `512M`, `1500000000`), else what the
-//! system reports as available (Linux `MemAvailable`). Where neither is known nothing is refused.
+//! system reports as available (Linux `MemAvailable`) when the model lives in host memory (the
+//! CPU, Apple's unified memory, a software or integrated Vulkan adapter). Where neither is known —
+//! a CUDA or discrete Vulkan GPU, whose memory is not the host's — nothing is refused: checking
+//! GPU weights against host RAM would turn away models that fit the GPU.
 
 use crate::checkpoint::gguf::ggml_dtype_name;
 use crate::checkpoint::TensorSource;
+use crate::device::ComputeDevice;
 use crate::error::{Error, Result};
 use crate::spec::DecoderSpec;
 use candle_core::quantized::GgmlDType;
@@ -63,23 +67,49 @@ fn mem_available(meminfo: &str) -> Option<u64> {
     kib.checked_mul(1024)
 }
 
-/// The current budget: the limit variable, else the system's available memory, else `None`.
-pub fn budget() -> Result<Option<Budget>> {
-    if let Ok(v) = std::env::var(LIMIT_ENV) {
-        if !v.trim().is_empty() {
-            return Ok(Some(Budget {
-                bytes: parse_size(&v)?,
-                source: BudgetSource::Limit,
-            }));
-        }
+/// The current budget for a model on `device`: the limit variable, else (for a device that
+/// computes in host memory) the system's available memory, else `None`.
+pub fn budget(device: &ComputeDevice) -> Result<Option<Budget>> {
+    let meminfo = || std::fs::read_to_string("/proc/meminfo").ok();
+    budget_from(
+        std::env::var(LIMIT_ENV).ok().as_deref(),
+        uses_host_memory(device),
+        meminfo,
+    )
+}
+
+/// [`budget`] from its inputs: the limit variable's value, whether the device's memory is the
+/// host's, and the system's memory report.
+fn budget_from(
+    limit: Option<&str>,
+    host_memory: bool,
+    meminfo: impl FnOnce() -> Option<String>,
+) -> Result<Option<Budget>> {
+    if let Some(v) = limit.filter(|v| !v.trim().is_empty()) {
+        return Ok(Some(Budget {
+            bytes: parse_size(v)?,
+            source: BudgetSource::Limit,
+        }));
     }
-    let available = std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|m| mem_available(&m));
-    Ok(available.map(|bytes| Budget {
-        bytes,
-        source: BudgetSource::Available,
-    }))
+    if !host_memory {
+        return Ok(None);
+    }
+    Ok(meminfo()
+        .and_then(|m| mem_available(&m))
+        .map(|bytes| Budget {
+            bytes,
+            source: BudgetSource::Available,
+        }))
+}
+
+/// Whether a model on `device` keeps its weights and KV cache in host memory.
+fn uses_host_memory(device: &ComputeDevice) -> bool {
+    match device {
+        // Apple GPUs share the host's memory.
+        ComputeDevice::Candle(d) => d.is_cpu() || d.is_metal(),
+        #[cfg(feature = "vulkan")]
+        ComputeDevice::Vulkan(c) => c.info.is_software() || c.info.is_integrated(),
+    }
 }
 
 /// Bytes the weights take once loaded: dense tensors in the compute dtype, block-quantized GGUF
@@ -239,6 +269,39 @@ mod tests {
         assert_eq!(human(3 << 10), "3.0 KiB");
         assert_eq!(human(340 << 20), "340.0 MiB");
         assert_eq!(human(5 << 29), "2.50 GiB");
+    }
+
+    #[test]
+    fn the_budget_is_host_memory_only_where_the_model_lives_there() {
+        let meminfo = || Some("MemAvailable:   2000 kB\n".to_string());
+        let available = Budget {
+            bytes: 2000 * 1024,
+            source: BudgetSource::Available,
+        };
+        // The CPU (and unified-memory devices): the host's available memory.
+        assert_eq!(budget_from(None, true, meminfo).unwrap(), Some(available));
+        assert_eq!(
+            budget_from(Some(" "), true, meminfo).unwrap(),
+            Some(available)
+        );
+        // A GPU with its own memory: host RAM says nothing about it.
+        assert_eq!(budget_from(None, false, meminfo).unwrap(), None);
+        // The user's limit holds on every device.
+        let limit = Budget {
+            bytes: 1 << 30,
+            source: BudgetSource::Limit,
+        };
+        assert_eq!(
+            budget_from(Some("1G"), false, meminfo).unwrap(),
+            Some(limit)
+        );
+        assert_eq!(budget_from(Some("1G"), true, meminfo).unwrap(), Some(limit));
+        assert!(budget_from(Some("lots"), false, meminfo).is_err());
+        // No report, no refusal.
+        assert_eq!(budget_from(None, true, || None).unwrap(), None);
+        assert!(uses_host_memory(&ComputeDevice::Candle(
+            candle_core::Device::Cpu
+        )));
     }
 
     #[test]

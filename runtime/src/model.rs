@@ -143,7 +143,7 @@ impl Model {
         memory::check_weights(
             memory::weights_bytes(&folder.tensors, opts.dtype.dtype()),
             stats.parameters,
-            memory::budget()?,
+            memory::budget(&opts.device)?,
         )?;
         let weights = Weights {
             source: &folder.tensors,

@@ -262,7 +262,7 @@ impl<'m> Chat<'m> {
             self.cache.len,
             new_tokens,
         );
-        memory::check_turn(&estimate, new_tokens, memory::budget()?)?;
+        memory::check_turn(&estimate, new_tokens, memory::budget(&model.compute)?)?;
         let img = if prepared.is_empty() {
             None
         } else {

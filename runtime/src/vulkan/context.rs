@@ -23,6 +23,11 @@ impl AdapterSummary {
     pub fn is_software(&self) -> bool {
         self.device_type == type_name(wgpu::DeviceType::Cpu)
     }
+
+    /// Whether this GPU shares the host's memory.
+    pub fn is_integrated(&self) -> bool {
+        self.device_type == type_name(wgpu::DeviceType::IntegratedGpu)
+    }
 }
 
 /// The message every "no adapter" error carries.
