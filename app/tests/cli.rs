@@ -204,3 +204,31 @@ fn quantize_then_run_the_gguf() {
         "malformed GGUF",
     );
 }
+
+#[test]
+fn devices_lists_every_backend_with_the_cpu_memory() {
+    let (code, out, err) = monovlm(&["devices"]);
+    assert_eq!(code, 0, "{out}{err}");
+    for backend in ["cpu", "cuda", "metal", "vulkan"] {
+        assert!(
+            out.lines().any(|l| l.starts_with(backend)),
+            "{backend} missing: {out}"
+        );
+    }
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("cpu") && l.contains("ready")),
+        "{out}"
+    );
+    // The memory figures come from /proc/meminfo, so only Linux is held to them.
+    if cfg!(target_os = "linux") {
+        let cpu = out
+            .lines()
+            .find(|l| l.trim_start().starts_with("cpu:"))
+            .unwrap_or_else(|| panic!("no cpu line: {out}"));
+        assert!(
+            cpu.contains("memory (") && cpu.contains("available)"),
+            "{cpu}"
+        );
+    }
+}

@@ -188,11 +188,31 @@ fn vulkan_backend() -> Backend {
     }
 }
 
-/// A GPU backend: its devices `name:0`, `name:1`, … up to the first that fails to open.
+/// Name and memory of a CUDA device, as the driver reports them.
+#[cfg(feature = "cuda")]
+fn describe_cuda(d: &Device) -> String {
+    let Ok(cuda) = d.as_cuda_device() else {
+        return String::new();
+    };
+    let context = cuda.cuda_stream().context().clone();
+    let name = context.name().unwrap_or_else(|_| "CUDA device".into());
+    match context.mem_get_info() {
+        Ok((free, total)) => format!(
+            "{name}, {} memory ({} free)",
+            crate::memory::human(total as u64),
+            crate::memory::human(free as u64)
+        ),
+        Err(_) => name,
+    }
+}
+
+/// A GPU backend: its devices `name:0`, `name:1`, … up to the first that fails to open, each
+/// described by `describe` (empty where the backend does not say).
 fn probe(
     name: &'static str,
     compiled: bool,
     open: fn(usize) -> candle_core::Result<Device>,
+    describe: fn(&Device) -> String,
     not_compiled: &str,
 ) -> Backend {
     if !compiled {
@@ -205,10 +225,14 @@ fn probe(
         };
     }
     let mut devices = Vec::new();
+    let mut details = Vec::new();
     let mut note = String::new();
     for i in 0..16 {
         match open(i) {
-            Ok(_) => devices.push(format!("{name}:{i}")),
+            Ok(d) => {
+                devices.push(format!("{name}:{i}"));
+                details.push(describe(&d));
+            }
             Err(e) => {
                 if devices.is_empty() {
                     note = format!("no device: {e}");
@@ -217,11 +241,14 @@ fn probe(
             }
         }
     }
+    if details.iter().all(String::is_empty) {
+        details.clear();
+    }
     Backend {
         name,
         compiled,
         devices,
-        details: Vec::new(),
+        details,
         note,
     }
 }
@@ -229,23 +256,40 @@ fn probe(
 /// Every backend, compiled in or not, with the devices it finds.
 pub fn backends() -> Vec<Backend> {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut cpu = format!("cpu: {cores} threads ({})", std::env::consts::ARCH);
+    if let Some((total, available)) = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| crate::memory::total_and_available(&m))
+    {
+        cpu.push_str(&format!(
+            ", {} memory ({} available)",
+            crate::memory::human(total),
+            crate::memory::human(available)
+        ));
+    }
     let mut out = vec![Backend {
         name: "cpu",
         compiled: true,
-        devices: vec![format!("cpu: {cores} threads ({})", std::env::consts::ARCH)],
+        devices: vec![cpu],
         details: Vec::new(),
         note: String::new(),
     }];
+    #[cfg(feature = "cuda")]
+    let describe: fn(&Device) -> String = describe_cuda;
+    #[cfg(not(feature = "cuda"))]
+    let describe: fn(&Device) -> String = |_| String::new();
     out.push(probe(
         "cuda",
         CUDA_COMPILED,
         Device::new_cuda,
+        describe,
         "not compiled in (`--features cuda`, needs nvcc: the CUDA toolkit or scripts/cuda-toolchain.sh)",
     ));
     out.push(probe(
         "metal",
         METAL_COMPILED,
         Device::new_metal,
+        |_| String::new(),
         "not compiled in (macOS with `--features metal`)",
     ));
     out.push(vulkan_backend());

@@ -60,11 +60,24 @@ pub fn parse_size(text: &str) -> Result<u64> {
     n.checked_mul(1u64 << shift).ok_or_else(bad)
 }
 
-/// `MemAvailable` from a `/proc/meminfo` text, in bytes.
-fn mem_available(meminfo: &str) -> Option<u64> {
-    let line = meminfo.lines().find(|l| l.starts_with("MemAvailable:"))?;
+/// A `/proc/meminfo` field (`MemAvailable:`, `MemTotal:`), in bytes.
+fn meminfo_field(meminfo: &str, field: &str) -> Option<u64> {
+    let line = meminfo.lines().find(|l| l.starts_with(field))?;
     let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     kib.checked_mul(1024)
+}
+
+/// `MemAvailable` from a `/proc/meminfo` text, in bytes.
+fn mem_available(meminfo: &str) -> Option<u64> {
+    meminfo_field(meminfo, "MemAvailable:")
+}
+
+/// `(MemTotal, MemAvailable)` from a `/proc/meminfo` text, in bytes (for `monovlm devices`).
+pub fn total_and_available(meminfo: &str) -> Option<(u64, u64)> {
+    Some((
+        meminfo_field(meminfo, "MemTotal:")?,
+        mem_available(meminfo)?,
+    ))
 }
 
 /// The current budget for a model on `device`: the limit variable, else (for a device that
@@ -195,7 +208,7 @@ pub fn turn_estimate(
 
 /// `1.25 GiB`, `340.0 MiB`, `12.0 KiB`: three significant figures or so, in the largest unit
 /// that keeps the number at least 1.
-fn human(bytes: u64) -> String {
+pub fn human(bytes: u64) -> String {
     let b = bytes as f64;
     if b >= GIB {
         format!("{:.2} GiB", b / GIB)
@@ -308,6 +321,7 @@ mod tests {
     fn mem_available_is_read_from_meminfo() {
         let m = "MemTotal:       24000000 kB\nMemFree:  100 kB\nMemAvailable:   2000 kB\n";
         assert_eq!(mem_available(m), Some(2000 * 1024));
+        assert_eq!(total_and_available(m), Some((24000000 * 1024, 2000 * 1024)));
         assert_eq!(mem_available("MemTotal: 1 kB\n"), None);
     }
 
