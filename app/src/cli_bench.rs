@@ -148,5 +148,16 @@ pub fn run(a: BenchArgs) -> Result<ExitCode> {
             None => println!("peak RSS         unavailable on this platform"),
         }
     }
+    #[cfg(feature = "vulkan")]
+    if let runtime::device::ComputeDevice::Vulkan(ctx) = &model.compute {
+        if let Some(profile) = ctx.profile() {
+            eprintln!(
+                "\nVulkan kernels, each run on its own ({}=1; the throughput above is not \
+                 representative while it is on):\n{}",
+                runtime::vulkan::profile::PROFILE_ENV,
+                profile.table(20)
+            );
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }

@@ -1253,3 +1253,35 @@ fn lora_adapters_match_cpu() {
         }
     }
 }
+
+#[cfg(feature = "vulkan")]
+#[test]
+fn vulkan_profiling_times_every_kernel_and_keeps_results() {
+    // A profiled context runs each kernel on its own: the results are those of the batched
+    // context, and the table has one row per kernel and grid with its call count.
+    let Some(ctx) = vulkan() else { return };
+    let profiled = VulkanContext::open_with(ctx.info.index, true).expect("profiled context");
+    let (a, b) = (random(50, 1000, 1.0), random(51, 1000, 1.0));
+    let twice = |c: &VulkanContext| {
+        let (ad, bd) = (up(c, &a, &[1000]), up(c, &b, &[1000]));
+        run(c, |x| {
+            let s = x.add(&ad, &bd)?;
+            let s = x.add(&s, &bd)?;
+            x.relu_sq(&s)
+        })
+    };
+    assert_eq!(twice(&profiled), twice(&ctx));
+    let rows = profiled.profile().expect("profiling on").rows();
+    let calls = |k: &str| {
+        rows.iter()
+            .filter(|r| r.0.starts_with(k))
+            .map(|r| r.1)
+            .sum::<usize>()
+    };
+    assert_eq!((calls("Add"), calls("ReluSq")), (2, 1), "{rows:?}");
+    let table = profiled.profile().expect("profiling on").table(10);
+    assert!(
+        table.contains("| Add ") && table.contains("ms per call"),
+        "{table}"
+    );
+}

@@ -104,6 +104,8 @@ pub struct VulkanContext {
     /// The first error wgpu reported asynchronously (validation, out of memory), taken by
     /// [`VulkanContext::check`].
     errors: Arc<Mutex<Option<String>>>,
+    /// Per-kernel timing, when profiling (see [`super::profile`]).
+    pub(crate) profile: Option<super::profile::Profile>,
 }
 
 impl std::fmt::Debug for VulkanContext {
@@ -117,8 +119,15 @@ impl std::fmt::Debug for VulkanContext {
 }
 
 impl VulkanContext {
-    /// Opens adapter `index` of [`adapters`]'s order.
+    /// Opens adapter `index` of [`adapters`]'s order, profiling kernels when
+    /// `MONOVLM_VULKAN_PROFILE=1`.
     pub fn open(index: usize) -> Result<Arc<Self>> {
+        let profile = std::env::var(super::profile::PROFILE_ENV).is_ok_and(|v| v == "1");
+        Self::open_with(index, profile)
+    }
+
+    /// Opens adapter `index`; with `profile`, every kernel runs on its own and is timed.
+    pub fn open_with(index: usize, profile: bool) -> Result<Arc<Self>> {
         let instance = instance();
         let list = sorted_adapters(&instance);
         if list.is_empty() {
@@ -165,7 +174,13 @@ impl VulkanContext {
             dummy,
             info,
             errors,
+            profile: profile.then(super::profile::Profile::default),
         }))
+    }
+
+    /// The kernel timings gathered so far, when this context profiles.
+    pub fn profile(&self) -> Option<&super::profile::Profile> {
+        self.profile.as_ref()
     }
 
     /// Opens the first adapter, or `None` when the machine has no Vulkan driver.

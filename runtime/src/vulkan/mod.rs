@@ -13,6 +13,7 @@ mod kernels;
 mod kv_cache;
 mod linear;
 mod ops;
+pub mod profile;
 
 pub use buffers::{DeviceTensor, DeviceWeight, WeightType};
 pub use context::{adapters, AdapterSummary, VulkanContext, NO_ADAPTER};

@@ -167,6 +167,17 @@ impl<'c> Batch<'c> {
         pass.set_pipeline(&pipeline);
         pass.set_bind_group(0, &bind_group, &[]);
         pass.dispatch_workgroups(groups.0, groups.1, groups.2);
+        if let Some(profile) = &ctx.profile {
+            self.pass = None;
+            let fresh = ctx
+                .device
+                .create_command_encoder(&wgpu::CommandEncoderDescriptor::default());
+            let recorded = std::mem::replace(&mut self.encoder, fresh);
+            let started = std::time::Instant::now();
+            ctx.queue.submit([recorded.finish()]);
+            ctx.wait()?;
+            profile.record(format!("{kernel:?} {groups:?}"), started.elapsed());
+        }
         ctx.check()
     }
 
