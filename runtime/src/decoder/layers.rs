@@ -174,7 +174,11 @@ impl Linear {
                 x.matmul(&w.t()?)?
             }
             LinearWeight::Quantized(m) => {
-                let y = m.forward(&x.to_dtype(DType::F32)?.contiguous()?)?;
+                let xf = x.to_dtype(DType::F32)?.contiguous()?;
+                let y = match super::q4_0_prefill::try_forward(m, &xf)? {
+                    Some(y) => y,
+                    None => m.forward(&xf)?,
+                };
                 y.to_dtype(x.dtype())?
             }
             #[cfg(feature = "vulkan")]

@@ -8,6 +8,7 @@
 mod fused;
 pub mod kv_cache;
 pub mod layers;
+mod q4_0_prefill;
 
 pub use kv_cache::KvCache;
 use layers::{Linear, Norm, Rope};
