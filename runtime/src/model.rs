@@ -371,7 +371,7 @@ impl Model {
     ) -> Result<Tensor> {
         Ok(self
             .decoder
-            .forward_routed(embeds, image_positions, cache)?
+            .forward_routed(embeds, image_positions, cache, false)?
             .hidden)
     }
 
@@ -382,7 +382,8 @@ impl Model {
         image_positions: &[usize],
         cache: &mut KvCache,
     ) -> Result<Forward> {
-        self.decoder.forward_routed(embeds, image_positions, cache)
+        self.decoder
+            .forward_routed(embeds, image_positions, cache, true)
     }
 
     /// Positions of `seq` that take the modality experts (empty when the decoder has none).

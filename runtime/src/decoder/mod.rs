@@ -702,16 +702,18 @@ impl Decoder {
     /// Runs text rows `x` (`[T, D]`, positions `cache.len..cache.len+T`) through all stacks and the
     /// final norm, appending to `cache`. Returns the normed hidden states `[T, D]`.
     pub fn forward_hidden(&self, x: &Tensor, cache: &mut KvCache) -> Result<Tensor> {
-        Ok(self.forward_routed(x, &[], cache)?.hidden)
+        Ok(self.forward_routed(x, &[], cache, false)?.hidden)
     }
 
     /// Like [`Decoder::forward_hidden`], with the rows `image_rows` (relative to `x`) taking the
-    /// modality-expert weights where the decoder has them.
+    /// modality-expert weights where the decoder has them. `keep_pre_out` also returns the
+    /// pre-decoder's output (for checks; a Vulkan device reads it back only then).
     pub fn forward_routed(
         &self,
         x: &Tensor,
         image_rows: &[usize],
         cache: &mut KvCache,
+        keep_pre_out: bool,
     ) -> Result<Forward> {
         let t = x.dim(0)?;
         let start = cache.len;
@@ -727,14 +729,19 @@ impl Decoder {
             Layers::Candle { .. } => {
                 let rows = Rows::new(t, expert_rows, &self.device)?;
                 let (pre_caches, main_caches) = cache.layers.split_at_mut(n_pre);
-                self.run_stacks(x, &rows, start, Some(pre_caches), Some(main_caches))?
+                let mut out =
+                    self.run_stacks(x, &rows, start, Some(pre_caches), Some(main_caches))?;
+                if !keep_pre_out {
+                    out.pre_out = None;
+                }
+                out
             }
             #[cfg(feature = "vulkan")]
             Layers::Vulkan(v) => {
                 let device_cache = cache.device.as_mut().ok_or_else(|| {
                     Error::InvalidArgument("KV cache was made for another device".into())
                 })?;
-                v.forward(x, expert_rows, start, device_cache)?
+                v.forward(x, expert_rows, start, device_cache, keep_pre_out)?
             }
         };
         cache.len = start + t;

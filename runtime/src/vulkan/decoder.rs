@@ -410,14 +410,15 @@ impl VulkanDecoder {
 
     /// Runs rows `x` `[T, D]` at positions `start..start+T` through the pre-decoder (if any),
     /// every layer (rows `expert_rows` of `x` taking the modality-expert weights) and the final
-    /// norm, appending to `cache`. Returns the normed hidden states `[T, D]` (f32, CPU) and the
-    /// pre-decoder's output.
+    /// norm, appending to `cache`. Returns the normed hidden states `[T, D]` (f32, CPU) and, with
+    /// `keep_pre_out`, the pre-decoder's output (read back only then).
     pub fn forward(
         &self,
         x: &Tensor,
         expert_rows: &[usize],
         start: usize,
         cache: &mut DeviceKvCache,
+        keep_pre_out: bool,
     ) -> Result<Forward> {
         let (t, d) = x.dims2()?;
         if d != self.main.spec.hidden {
@@ -436,7 +437,7 @@ impl VulkanDecoder {
         let values: Vec<f32> = x.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?;
         cache.reserve(start + t, start)?;
         let mut hidden = Vec::with_capacity(t * d);
-        let mut pre_out = self.pre.as_ref().map(|_| Vec::with_capacity(t * d));
+        let mut pre_out = (self.pre.is_some() && keep_pre_out).then(|| Vec::with_capacity(t * d));
         for r0 in (0..t).step_by(pass) {
             let n = pass.min(t - r0);
             let pass_rows: Vec<usize> = expert_rows
@@ -446,9 +447,11 @@ impl VulkanDecoder {
                 .collect();
             let rows = DeviceRows::new(&self.ctx, n, &pass_rows)?;
             let mut h = self.ctx.upload(&values[r0 * d..(r0 + n) * d], &[n, d])?;
-            if let (Some(pre), Some(out)) = (&self.pre, pre_out.as_mut()) {
+            if let Some(pre) = &self.pre {
                 h = pre.forward(&self.ctx, h, &DeviceRows::Text, start + r0, cache)?;
-                out.extend(self.ctx.read(&h)?);
+                if let Some(out) = pre_out.as_mut() {
+                    out.extend(self.ctx.read(&h)?);
+                }
             }
             let h = self.main.forward(&self.ctx, h, &rows, start + r0, cache)?;
             let mut b = self.ctx.batch();
