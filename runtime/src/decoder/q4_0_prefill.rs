@@ -48,15 +48,7 @@ pub(crate) fn try_forward(m: &QMatMul, x: &Tensor) -> Result<Option<Tensor>> {
     };
     let xs: Vec<f32> = x.flatten_all()?.to_vec1()?;
     let data = q.data()?;
-    let y = matmul(
-        &xs,
-        rows,
-        k,
-        &data,
-        n,
-        candle_core::utils::get_num_threads(),
-        isa,
-    );
+    let y = matmul(&xs, rows, k, &data, n, isa);
     let mut shape = dims.to_vec();
     if let Some(last) = shape.last_mut() {
         *last = n;
@@ -138,47 +130,40 @@ fn quantize_rows(x: &[f32], rows: usize, k: usize) -> Q8Rows {
     out
 }
 
-/// `y [rows, n] = x [rows, k] · Wᵀ` with `w` the q4_0 blocks of an `[n, k]` weight.
-fn matmul(
-    x: &[f32],
-    rows: usize,
-    k: usize,
-    w: &[u8],
-    n: usize,
-    threads: usize,
-    isa: Isa,
-) -> Vec<f32> {
-    let xq = quantize_rows(x, rows, k);
-    let tiles = n.div_ceil(TILE_ROWS);
-    let threads = threads.clamp(1, tiles.max(1));
-    let per_thread = tiles.div_ceil(threads);
-    let mut y = vec![0f32; rows * n];
-    // Each thread computes whole tiles of output columns into its own buffer.
-    let parts: Vec<(usize, usize, Vec<f32>)> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..threads)
-            .map(|t| {
-                let xq = &xq;
-                scope.spawn(move || {
-                    let n0 = (t * per_thread * TILE_ROWS).min(n);
-                    let n1 = ((t + 1) * per_thread * TILE_ROWS).min(n);
-                    (n0, n1, columns(xq, rows, k, w, n0, n1, isa))
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-            .collect()
-    });
-    for (n0, n1, part) in parts {
-        let width = n1 - n0;
-        if width == 0 {
-            continue;
-        }
-        for (r, chunk) in part.chunks_exact(width).enumerate() {
-            y[r * n + n0..r * n + n1].copy_from_slice(chunk);
-        }
+/// Where the pool's threads write their disjoint parts of the output.
+#[derive(Clone, Copy)]
+struct Out(*mut f32);
+// SAFETY: every element is written by exactly one work item (disjoint column ranges) while the
+// owning Vec outlives the pool call, which returns only when all items are done.
+unsafe impl Send for Out {}
+unsafe impl Sync for Out {}
+
+impl Out {
+    /// # Safety
+    /// `i` is inside the output and no other thread writes it.
+    unsafe fn write(self, i: usize, v: f32) {
+        unsafe { *self.0.add(i) = v }
     }
+}
+
+/// `y [rows, n] = x [rows, k] · Wᵀ` with `w` the q4_0 blocks of an `[n, k]` weight, on candle's
+/// CPU thread pool (the threads its own kernels use, sized by `--threads`).
+fn matmul(x: &[f32], rows: usize, k: usize, w: &[u8], n: usize, isa: Isa) -> Vec<f32> {
+    let xq = quantize_rows(x, rows, k);
+    let mut y = vec![0f32; rows * n];
+    let out = Out(y.as_mut_ptr());
+    candle_core::utils::barrier_pool().execute_chunked(n.div_ceil(TILE_ROWS), |tiles| {
+        let n0 = tiles.start * TILE_ROWS;
+        let n1 = (tiles.end * TILE_ROWS).min(n);
+        let part = columns(&xq, rows, k, w, n0, n1, isa);
+        let width = n1 - n0;
+        for r in 0..rows {
+            for c in 0..width {
+                // SAFETY: columns n0..n1 belong to this work item alone.
+                unsafe { out.write(r * n + n0 + c, part[r * width + c]) };
+            }
+        }
+    });
     y
 }
 
@@ -371,7 +356,7 @@ mod tests {
     fn matches_candle_q4_0_matmul_up_to_summation_order() {
         // candle's own q4_0 × q8_0 kernel rounds the activations the same way, so the two agree
         // to f32 summation order; odd and even block counts, ragged tiles and groups of four,
-        // several threads, every instruction set the CPU has.
+        // candle's thread pool, every instruction set the CPU has.
         for (rows, n, k) in [(5, 37, 96), (16, 64, 256), (9, 22, 32)] {
             let x = random(1 + k as u64, rows * k);
             let w = Tensor::from_vec(random(2 + n as u64, n * k), (n, k), &Device::Cpu).unwrap();
@@ -388,14 +373,12 @@ mod tests {
                 .unwrap();
             let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
             for isa in runnable() {
-                for threads in [1, 3] {
-                    let got = matmul(&x, rows, k, &data, n, threads, isa);
-                    for (g, w) in got.iter().zip(&want) {
-                        assert!(
-                            (g - w).abs() <= 1e-5 * scale,
-                            "{isa:?} {rows}×{n}×{k}: {g} vs {w}"
-                        );
-                    }
+                let got = matmul(&x, rows, k, &data, n, isa);
+                for (g, w) in got.iter().zip(&want) {
+                    assert!(
+                        (g - w).abs() <= 1e-5 * scale,
+                        "{isa:?} {rows}×{n}×{k}: {g} vs {w}"
+                    );
                 }
             }
         }
