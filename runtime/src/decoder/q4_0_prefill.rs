@@ -19,7 +19,8 @@ const BLOCK_BYTES: usize = 18;
 /// Weight rows expanded at a time (their bytes stay in the L2 cache while every activation row
 /// passes over them).
 const TILE_ROWS: usize = 16;
-/// Fewer activation rows than this keep candle's kernel (expanding a tile pays off over rows).
+/// Fewer activation rows than this (decode) read the weights straight from their blocks instead
+/// of expanding tiles, which pays off only over several rows.
 const MIN_ROWS: usize = 4;
 
 /// `x · Wᵀ` for a q4_0 `W` on the CPU when this kernel applies, else `None`.
@@ -39,16 +40,24 @@ pub(crate) fn try_forward(m: &QMatMul, x: &Tensor) -> Result<Option<Tensor>> {
         || dims.last() != Some(&k)
         || k == 0
         || !k.is_multiple_of(QK)
-        || rows < MIN_ROWS
+        || rows == 0
     {
         return Ok(None);
     }
     let Some(isa) = isa() else {
         return Ok(None);
     };
+    let decode = rows < MIN_ROWS;
+    if decode && isa != Isa::Vnni {
+        return Ok(None);
+    }
     let xs: Vec<f32> = x.flatten_all()?.to_vec1()?;
     let data = q.data()?;
-    let y = matmul(&xs, rows, k, &data, n, isa);
+    let y = if decode {
+        matvec(&xs, rows, k, &data, n)
+    } else {
+        matmul(&xs, rows, k, &data, n, isa)
+    };
     let mut shape = dims.to_vec();
     if let Some(last) = shape.last_mut() {
         *last = n;
@@ -70,7 +79,12 @@ fn isa() -> Option<Isa> {
     #[cfg(target_arch = "x86_64")]
     {
         use std::arch::is_x86_feature_detected as has;
-        if has!("avx512f") && has!("avx512bw") && has!("avx512vl") && has!("avx512vnni") {
+        if has!("avx512f")
+            && has!("avx512bw")
+            && has!("avx512vl")
+            && has!("avx512vnni")
+            && has!("f16c")
+        {
             return Some(Isa::Vnni);
         }
         if has!("avx2") && has!("fma") {
@@ -165,6 +179,118 @@ fn matmul(x: &[f32], rows: usize, k: usize, w: &[u8], n: usize, isa: Isa) -> Vec
         }
     });
     y
+}
+
+/// Activation rows reordered to match two stored q4_0 blocks unpacked side by side: per pair of
+/// blocks (b, b + 1) the low nibbles of b, of b + 1, the high nibbles of b, of b + 1 (weights
+/// 0..16 of b, 0..16 of b + 1, 16..32 of b, 16..32 of b + 1), scales and offsets on the same
+/// groups of 4 lanes.
+fn nibble_order(xq: &Q8Rows, rows: usize, k: usize) -> Q8Rows {
+    let np = pairs(k);
+    let padded = np * 2 * QK;
+    let mut out = Q8Rows {
+        q: vec![0; rows * padded],
+        scale: vec![0.0; rows * np * LANES],
+        offset: vec![0; rows * np * LANES],
+    };
+    for r in 0..rows {
+        for p in 0..np {
+            let at = r * padded + p * 64;
+            let (src, dst) = (&xq.q[at..at + 64], &mut out.q[at..at + 64]);
+            dst[..16].copy_from_slice(&src[..16]);
+            dst[16..32].copy_from_slice(&src[32..48]);
+            dst[32..48].copy_from_slice(&src[16..32]);
+            dst[48..].copy_from_slice(&src[48..]);
+            let l = (r * np + p) * LANES;
+            let (d0, d1) = (xq.scale[l], xq.scale[l + 8]);
+            for (g, d) in [d0, d1, d0, d1].into_iter().enumerate() {
+                out.scale[l + 4 * g..l + 4 * g + 4].fill(d);
+            }
+            out.offset[l] = xq.offset[l];
+            out.offset[l + 4] = xq.offset[l + 8];
+        }
+    }
+    out
+}
+
+/// Activation rows (fewer than [`MIN_ROWS`]) × the q4_0 weight, reading each weight row
+/// straight from its blocks once for all rows (AVX-512 VNNI only; `try_forward` checks).
+fn matvec(x: &[f32], rows: usize, k: usize, w: &[u8], n: usize) -> Vec<f32> {
+    let xq = nibble_order(&quantize_rows(x, rows, k), rows, k);
+    let blocks = k / QK;
+    let row_bytes = blocks * BLOCK_BYTES;
+    let mut y = vec![0f32; rows * n];
+    let out = Out(y.as_mut_ptr());
+    candle_core::utils::barrier_pool().execute_chunked(n, |outputs| {
+        for j in outputs {
+            let wr = &w[j * row_bytes..(j + 1) * row_bytes];
+            let mut v = [0f32; MIN_ROWS - 1];
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: only reached with Isa::Vnni detected (try_forward).
+            unsafe {
+                match rows {
+                    1 => v[..1].copy_from_slice(&row_vnni::<1>(wr, blocks, &xq)),
+                    2 => v[..2].copy_from_slice(&row_vnni::<2>(wr, blocks, &xq)),
+                    _ => v.copy_from_slice(&row_vnni::<3>(wr, blocks, &xq)),
+                }
+            }
+            for (r, v) in v.iter().take(rows).enumerate() {
+                // SAFETY: output column j belongs to this work item alone.
+                unsafe { out.write(r * n + j, *v) };
+            }
+        }
+    });
+    y
+}
+
+/// One stored weight row against `R` (at most three) activation rows in [`nibble_order`]. `R` is
+/// a constant so the accumulators stay in registers.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,f16c")]
+unsafe fn row_vnni<const R: usize>(w: &[u8], blocks: usize, x: &Q8Rows) -> [f32; R] {
+    use std::arch::x86_64::*;
+    let np = blocks.div_ceil(2);
+    let low = _mm256_set1_epi8(0x0f);
+    let mut acc = [_mm512_setzero_ps(); R];
+    for p in 0..np {
+        let base = 2 * p * BLOCK_BYTES;
+        let second = 2 * p + 1 < blocks;
+        // SAFETY: bytes base..base+18 are block 2p (f16 scale, 16 nibble bytes), the next 18
+        // block 2p+1 (read only when it exists); the activation slices hold `np` whole pairs
+        // per row.
+        unsafe {
+            let v0 = _mm_loadu_si128(w.as_ptr().add(base + 2) as *const _);
+            let (v1, d1) = if second {
+                let at = base + BLOCK_BYTES;
+                (
+                    _mm_loadu_si128(w.as_ptr().add(at + 2) as *const _),
+                    u16::from_le_bytes([w[at], w[at + 1]]),
+                )
+            } else {
+                (_mm_setzero_si128(), 0)
+            };
+            let both = _mm256_set_m128i(v1, v0);
+            let lo = _mm256_and_si256(both, low);
+            let hi = _mm256_and_si256(_mm256_srli_epi16::<4>(both), low);
+            let wv = _mm512_inserti64x4::<1>(_mm512_castsi256_si512(lo), hi);
+            let d0 = u16::from_le_bytes([w[base], w[base + 1]]);
+            let d = _mm_cvtph_ps(_mm_set_epi16(0, 0, 0, 0, 0, 0, d1 as i16, d0 as i16));
+            let ws = _mm512_mask_blend_ps(
+                0xf0f0,
+                _mm512_broadcastss_ps(d),
+                _mm512_broadcastss_ps(_mm_shuffle_ps::<1>(d, d)),
+            );
+            for (r, a) in acc.iter_mut().enumerate() {
+                let at = (r * np + p) * LANES;
+                let xv = _mm512_loadu_si512(x.q.as_ptr().add(at * 4) as *const _);
+                let start = _mm512_loadu_si512(x.offset.as_ptr().add(at) as *const _);
+                let xs = _mm512_loadu_ps(x.scale.as_ptr().add(at));
+                let sums = _mm512_dpbusd_epi32(start, wv, xv);
+                *a = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sums), _mm512_mul_ps(ws, xs), *a);
+            }
+        }
+    }
+    acc.map(|a| _mm512_reduce_add_ps(a))
 }
 
 /// Output columns `n0..n1` for every row: `[rows, n1 - n0]`.
@@ -274,7 +400,7 @@ fn dot_scalar(w: Pairs<'_, u8>, x: Pairs<'_, i8>, offset: &[i32]) -> f32 {
 }
 
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,f16c")]
 unsafe fn dot4_vnni(w: [Pairs<'_, u8>; 4], x: Pairs<'_, i8>, offset: &[i32]) -> [f32; 4] {
     use std::arch::x86_64::*;
     let mut acc = [_mm512_setzero_ps(); 4];
@@ -380,6 +506,35 @@ mod tests {
                         "{isa:?} {rows}×{n}×{k}: {g} vs {w}"
                     );
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn decode_rows_match_candle_q4_0_matmul() {
+        // One to three activation rows straight from the stored blocks: odd and even block
+        // counts (an odd count ends in half a pair).
+        if isa() != Some(Isa::Vnni) {
+            return;
+        }
+        for (rows, n, k) in [(1, 37, 96), (2, 64, 256), (3, 5, 32), (1, 300, 1536)] {
+            let x = random(3 + k as u64, rows * k);
+            let w = Tensor::from_vec(random(4 + n as u64, n * k), (n, k), &Device::Cpu).unwrap();
+            let q = QTensor::quantize(&w, GgmlDType::Q4_0).unwrap();
+            let data = q.data().unwrap().to_vec();
+            let mm = QMatMul::from_qtensor(q).unwrap();
+            let xt = Tensor::from_vec(x.clone(), (rows, k), &Device::Cpu).unwrap();
+            let want: Vec<f32> = mm
+                .forward(&xt)
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1()
+                .unwrap();
+            let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
+            let got = matvec(&x, rows, k, &data, n);
+            for (g, w) in got.iter().zip(&want) {
+                assert!((g - w).abs() <= 1e-5 * scale, "{rows}×{n}×{k}: {g} vs {w}");
             }
         }
     }
