@@ -175,7 +175,7 @@ impl Linear {
             }
             LinearWeight::Quantized(m) => {
                 let xf = x.to_dtype(DType::F32)?.contiguous()?;
-                let y = match super::q4_0_cpu::try_forward(m, &xf)? {
+                let y = match super::quant_cpu::try_forward(m, &xf)? {
                     Some(y) => y,
                     None => m.forward(&xf)?,
                 };

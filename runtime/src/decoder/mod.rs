@@ -8,7 +8,7 @@
 mod fused;
 pub mod kv_cache;
 pub mod layers;
-mod q4_0_cpu;
+mod quant_cpu;
 
 pub use kv_cache::KvCache;
 use layers::{Linear, Norm, Rope};
