@@ -175,7 +175,11 @@ impl Linear {
             }
             LinearWeight::Quantized(m) => {
                 let xf = x.to_dtype(DType::F32)?.contiguous()?;
-                let y = match super::quant_cpu::try_forward(m, &xf)? {
+                #[cfg(target_arch = "x86_64")]
+                let ours = super::quant_cpu::try_forward(m, &xf)?;
+                #[cfg(not(target_arch = "x86_64"))]
+                let ours = None;
+                let y = match ours {
                     Some(y) => y,
                     None => m.forward(&xf)?,
                 };

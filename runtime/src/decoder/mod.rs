@@ -8,6 +8,7 @@
 mod fused;
 pub mod kv_cache;
 pub mod layers;
+#[cfg(target_arch = "x86_64")]
 mod quant_cpu;
 
 pub use kv_cache::KvCache;

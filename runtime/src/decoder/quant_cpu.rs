@@ -1,5 +1,5 @@
-//! Our CPU kernels for GGUF block types that candle 0.11 leaves slow on x86-64: q4_0 prefill
-//! (AVX-512 VNNI, or AVX2), q4_0 and q8_0 decode (VNNI).
+//! Our CPU kernels for GGUF block types that candle 0.11 leaves slow on x86-64 (this module is
+//! compiled there only): q4_0 prefill (AVX-512 VNNI, or AVX2), q4_0 and q8_0 decode (VNNI).
 //!
 //! candle 0.11 repacks q4_k, q6_k and q8_0 weights for tiled prefill kernels on x86 but multiplies
 //! q4_0 block by block (our q4_0 prefill ran at 0.12 of llama.cpp's, 9× slower than q4_k: README
@@ -94,20 +94,13 @@ enum Isa {
 
 /// What this CPU has, best first; `None` leaves q4_0 to candle.
 fn isa() -> Option<Isa> {
-    #[cfg(target_arch = "x86_64")]
+    use std::arch::is_x86_feature_detected as has;
+    if has!("avx512f") && has!("avx512bw") && has!("avx512vl") && has!("avx512vnni") && has!("f16c")
     {
-        use std::arch::is_x86_feature_detected as has;
-        if has!("avx512f")
-            && has!("avx512bw")
-            && has!("avx512vl")
-            && has!("avx512vnni")
-            && has!("f16c")
-        {
-            return Some(Isa::Vnni);
-        }
-        if has!("avx2") && has!("fma") {
-            return Some(Isa::Avx2);
-        }
+        return Some(Isa::Vnni);
+    }
+    if has!("avx2") && has!("fma") {
+        return Some(Isa::Avx2);
     }
     None
 }
@@ -241,7 +234,6 @@ fn matvec(x: &[f32], rows: usize, k: usize, w: &[u8], n: usize) -> Vec<f32> {
     decode_outputs(rows, n, |j| {
         let wr = &w[j * row_bytes..(j + 1) * row_bytes];
         // SAFETY: only reached with Isa::Vnni detected (try_forward).
-        #[cfg(target_arch = "x86_64")]
         unsafe {
             by_rows(rows, |r| match r {
                 1 => row_vnni::<1>(wr, blocks, &xq).to_vec(),
@@ -249,8 +241,6 @@ fn matvec(x: &[f32], rows: usize, k: usize, w: &[u8], n: usize) -> Vec<f32> {
                 _ => row_vnni::<3>(wr, blocks, &xq).to_vec(),
             })
         }
-        #[cfg(not(target_arch = "x86_64"))]
-        [0f32; MIN_ROWS - 1]
     })
 }
 
@@ -262,7 +252,6 @@ fn matvec_q8_0(x: &[f32], rows: usize, k: usize, w: &[u8], n: usize) -> Vec<f32>
     decode_outputs(rows, n, |j| {
         let wr = &w[j * row_bytes..(j + 1) * row_bytes];
         // SAFETY: only reached with Isa::Vnni detected (try_forward).
-        #[cfg(target_arch = "x86_64")]
         unsafe {
             by_rows(rows, |r| match r {
                 1 => row_q8_0_vnni::<1>(wr, blocks, &xq).to_vec(),
@@ -270,8 +259,6 @@ fn matvec_q8_0(x: &[f32], rows: usize, k: usize, w: &[u8], n: usize) -> Vec<f32>
                 _ => row_q8_0_vnni::<3>(wr, blocks, &xq).to_vec(),
             })
         }
-        #[cfg(not(target_arch = "x86_64"))]
-        [0f32; MIN_ROWS - 1]
     })
 }
 
@@ -304,7 +291,6 @@ fn decode_outputs(
 
 /// One stored q8_0 weight row against `R` (at most three) activation rows in the pair layout;
 /// the weight bytes are read as unsigned with their sign bit flipped (w + 128).
-#[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,f16c")]
 unsafe fn row_q8_0_vnni<const R: usize>(w: &[u8], blocks: usize, x: &Q8Rows) -> [f32; R] {
     use std::arch::x86_64::*;
@@ -353,7 +339,6 @@ unsafe fn row_q8_0_vnni<const R: usize>(w: &[u8], blocks: usize, x: &Q8Rows) -> 
 
 /// One stored weight row against `R` (at most three) activation rows in [`nibble_order`]. `R` is
 /// a constant so the accumulators stay in registers.
-#[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,f16c")]
 unsafe fn row_vnni<const R: usize>(w: &[u8], blocks: usize, x: &Q8Rows) -> [f32; R] {
     use std::arch::x86_64::*;
@@ -480,17 +465,13 @@ type Dot4Fn = fn([Pairs<'_, u8>; 4], Pairs<'_, i8>, &[i32]) -> [f32; 4];
 fn dot4_fn(isa: Isa) -> Dot4Fn {
     match isa {
         // SAFETY: `isa` comes from `isa()`, which detected the features each one is compiled for.
-        #[cfg(target_arch = "x86_64")]
         Isa::Vnni => |w, x, offset| unsafe { dot4_vnni(w, x, offset) },
-        #[cfg(target_arch = "x86_64")]
         Isa::Avx2 => |w, x, offset| unsafe { dot4_avx2(w, x, offset) },
-        #[cfg(not(target_arch = "x86_64"))]
-        _ => |w, x, offset| w.map(|w| dot_scalar(w, x, offset)),
     }
 }
 
-/// The reference the vector kernels are tested against (and the kernel off x86-64).
-#[cfg(any(test, not(target_arch = "x86_64")))]
+/// The reference the vector kernels are tested against.
+#[cfg(test)]
 fn dot_scalar(w: Pairs<'_, u8>, x: Pairs<'_, i8>, offset: &[i32]) -> f32 {
     let mut total = 0f32;
     for p in 0..offset.len() / LANES {
@@ -507,7 +488,6 @@ fn dot_scalar(w: Pairs<'_, u8>, x: Pairs<'_, i8>, offset: &[i32]) -> f32 {
     total
 }
 
-#[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,f16c")]
 unsafe fn dot4_vnni(w: [Pairs<'_, u8>; 4], x: Pairs<'_, i8>, offset: &[i32]) -> [f32; 4] {
     use std::arch::x86_64::*;
@@ -529,7 +509,6 @@ unsafe fn dot4_vnni(w: [Pairs<'_, u8>; 4], x: Pairs<'_, i8>, offset: &[i32]) -> 
     acc.map(|a| _mm512_reduce_add_ps(a))
 }
 
-#[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn dot4_avx2(w: [Pairs<'_, u8>; 4], x: Pairs<'_, i8>, offset: &[i32]) -> [f32; 4] {
     use std::arch::x86_64::*;
@@ -572,16 +551,13 @@ mod tests {
 
     /// Every instruction set this CPU can run (a VNNI machine also runs the AVX2 kernel).
     fn runnable() -> Vec<Isa> {
+        use std::arch::is_x86_feature_detected as has;
         let mut all = Vec::new();
-        #[cfg(target_arch = "x86_64")]
-        {
-            use std::arch::is_x86_feature_detected as has;
-            if isa() == Some(Isa::Vnni) {
-                all.push(Isa::Vnni);
-            }
-            if has!("avx2") && has!("fma") {
-                all.push(Isa::Avx2);
-            }
+        if isa() == Some(Isa::Vnni) {
+            all.push(Isa::Vnni);
+        }
+        if has!("avx2") && has!("fma") {
+            all.push(Isa::Avx2);
         }
         all
     }
