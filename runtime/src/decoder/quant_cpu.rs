@@ -69,8 +69,12 @@ pub(crate) fn try_forward(m: &QMatMul, x: &Tensor) -> Result<Option<Tensor>> {
     // (faster than ours); decode needs VNNI.
     let run: KernelFn = match (q.dtype(), rows < MIN_ROWS, isa) {
         (GgmlDType::Q4_0, false, _) => matmul,
-        (GgmlDType::Q4_0, true, Isa::Vnni) => |x, rows, k, w, n, _| matvec(x, rows, k, w, n),
-        (GgmlDType::Q8_0, true, Isa::Vnni) => |x, rows, k, w, n, _| matvec_q8_0(x, rows, k, w, n),
+        (GgmlDType::Q4_0, true, Isa::Vnni) => {
+            |x, rows, k, w, n, _| matvec::<false>(x, rows, k, w, n)
+        }
+        (GgmlDType::Q8_0, true, Isa::Vnni) => {
+            |x, rows, k, w, n, _| matvec::<true>(x, rows, k, w, n)
+        }
         _ => return Ok(None),
     };
     let xs: Vec<f32> = x.flatten_all()?.to_vec1()?;
@@ -225,38 +229,25 @@ fn nibble_order(xq: &Q8Rows, rows: usize, k: usize) -> Q8Rows {
     out
 }
 
-/// Activation rows (fewer than [`MIN_ROWS`]) × the q4_0 weight, reading each weight row
-/// straight from its blocks once for all rows (AVX-512 VNNI only; `try_forward` checks).
-fn matvec(x: &[f32], rows: usize, k: usize, w: &[u8], n: usize) -> Vec<f32> {
-    let xq = nibble_order(&quantize_rows(x, rows, k, Q4_0_OFFSET), rows, k);
+/// Activation rows (fewer than [`MIN_ROWS`]) × a q4_0 (`Q8_0` false) or q8_0 weight, reading each
+/// weight row straight from its blocks once for all rows (AVX-512 VNNI only; `try_forward`
+/// checks). q8_0's prefill stays with candle's repacked tiles, which already do well.
+fn matvec<const Q8_0: bool>(x: &[f32], rows: usize, k: usize, w: &[u8], n: usize) -> Vec<f32> {
+    let xq = if Q8_0 {
+        quantize_rows(x, rows, k, Q8_0_OFFSET)
+    } else {
+        nibble_order(&quantize_rows(x, rows, k, Q4_0_OFFSET), rows, k)
+    };
     let blocks = k / QK;
-    let row_bytes = blocks * BLOCK_BYTES;
+    let row_bytes = blocks * if Q8_0 { Q8_0_BLOCK_BYTES } else { BLOCK_BYTES };
     decode_outputs(rows, n, |j| {
         let wr = &w[j * row_bytes..(j + 1) * row_bytes];
         // SAFETY: only reached with Isa::Vnni detected (try_forward).
         unsafe {
             by_rows(rows, |r| match r {
-                1 => row_vnni::<1>(wr, blocks, &xq).to_vec(),
-                2 => row_vnni::<2>(wr, blocks, &xq).to_vec(),
-                _ => row_vnni::<3>(wr, blocks, &xq).to_vec(),
-            })
-        }
-    })
-}
-
-/// The same for a q8_0 weight (whose prefill candle's repacked tiles already do well).
-fn matvec_q8_0(x: &[f32], rows: usize, k: usize, w: &[u8], n: usize) -> Vec<f32> {
-    let xq = quantize_rows(x, rows, k, Q8_0_OFFSET);
-    let blocks = k / QK;
-    let row_bytes = blocks * Q8_0_BLOCK_BYTES;
-    decode_outputs(rows, n, |j| {
-        let wr = &w[j * row_bytes..(j + 1) * row_bytes];
-        // SAFETY: only reached with Isa::Vnni detected (try_forward).
-        unsafe {
-            by_rows(rows, |r| match r {
-                1 => row_q8_0_vnni::<1>(wr, blocks, &xq).to_vec(),
-                2 => row_q8_0_vnni::<2>(wr, blocks, &xq).to_vec(),
-                _ => row_q8_0_vnni::<3>(wr, blocks, &xq).to_vec(),
+                1 => row_vnni::<1, Q8_0>(wr, blocks, &xq).to_vec(),
+                2 => row_vnni::<2, Q8_0>(wr, blocks, &xq).to_vec(),
+                _ => row_vnni::<3, Q8_0>(wr, blocks, &xq).to_vec(),
             })
         }
     })
@@ -289,87 +280,71 @@ fn decode_outputs(
     y
 }
 
-/// One stored q8_0 weight row against `R` (at most three) activation rows in the pair layout;
-/// the weight bytes are read as unsigned with their sign bit flipped (w + 128).
+/// One stored weight row against `R` (at most three) activation rows: q4_0 blocks against rows
+/// in [`nibble_order`], or (`Q8_0`) q8_0 blocks, read as unsigned with their sign bit flipped
+/// (w + 128), against rows in the pair layout. `R` and `Q8_0` are constants so the accumulators
+/// stay in registers and the format's branches compile away.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,f16c")]
-unsafe fn row_q8_0_vnni<const R: usize>(w: &[u8], blocks: usize, x: &Q8Rows) -> [f32; R] {
+unsafe fn row_vnni<const R: usize, const Q8_0: bool>(
+    w: &[u8],
+    blocks: usize,
+    x: &Q8Rows,
+) -> [f32; R] {
     use std::arch::x86_64::*;
+    let block_bytes = if Q8_0 { Q8_0_BLOCK_BYTES } else { BLOCK_BYTES };
     let np = blocks.div_ceil(2);
+    let low = _mm256_set1_epi8(0x0f);
     let flip = _mm256_set1_epi8(i8::MIN);
     let mut acc = [_mm512_setzero_ps(); R];
     for p in 0..np {
-        let base = 2 * p * Q8_0_BLOCK_BYTES;
+        let base = 2 * p * block_bytes;
         let second = 2 * p + 1 < blocks;
-        // SAFETY: bytes base..base+34 are block 2p (f16 scale, 32 bytes), the next 34 block
-        // 2p+1 (read only when it exists); the activation slices hold `np` whole pairs per row.
+        let next = base + block_bytes;
+        // SAFETY: a block is an f16 scale then its weight bytes (16 nibble bytes for q4_0, 32
+        // for q8_0); block 2p+1 is read only when it exists; the activation slices hold `np`
+        // whole pairs per row.
         unsafe {
-            let v0 = _mm256_xor_si256(
-                _mm256_loadu_si256(w.as_ptr().add(base + 2) as *const _),
-                flip,
-            );
-            let (v1, d1) = if second {
-                let at = base + Q8_0_BLOCK_BYTES;
+            // Weight bytes start after a block's 2-byte scale (no closure here: one would not
+            // be inlined into this target-feature function).
+            // `q1` may point past the row when block 2p is the last; it is read only if `second`.
+            let (q0, q1) = (w.as_ptr().add(base + 2), w.as_ptr().wrapping_add(next + 2));
+            // The 64 weight bytes in the activations' order, and where block 2p+1's scale
+            // lanes are (q4_0: lanes 4..8 and 12..16 of the nibble order; q8_0: 8..16).
+            let (wv, second_lanes) = if Q8_0 {
+                let v0 = _mm256_xor_si256(_mm256_loadu_si256(q0 as *const _), flip);
+                let v1 = if second {
+                    _mm256_xor_si256(_mm256_loadu_si256(q1 as *const _), flip)
+                } else {
+                    _mm256_setzero_si256()
+                };
                 (
-                    _mm256_xor_si256(_mm256_loadu_si256(w.as_ptr().add(at + 2) as *const _), flip),
-                    u16::from_le_bytes([w[at], w[at + 1]]),
+                    _mm512_inserti64x4::<1>(_mm512_castsi256_si512(v0), v1),
+                    0xff00,
                 )
             } else {
-                (_mm256_setzero_si256(), 0)
-            };
-            let wv = _mm512_inserti64x4::<1>(_mm512_castsi256_si512(v0), v1);
-            let d0 = u16::from_le_bytes([w[base], w[base + 1]]);
-            let d = _mm_cvtph_ps(_mm_set_epi16(0, 0, 0, 0, 0, 0, d1 as i16, d0 as i16));
-            let ws = _mm512_mask_blend_ps(
-                0xff00,
-                _mm512_broadcastss_ps(d),
-                _mm512_broadcastss_ps(_mm_shuffle_ps::<1>(d, d)),
-            );
-            for (r, a) in acc.iter_mut().enumerate() {
-                let at = (r * np + p) * LANES;
-                let xv = _mm512_loadu_si512(x.q.as_ptr().add(at * 4) as *const _);
-                let start = _mm512_loadu_si512(x.offset.as_ptr().add(at) as *const _);
-                let xs = _mm512_loadu_ps(x.scale.as_ptr().add(at));
-                let sums = _mm512_dpbusd_epi32(start, wv, xv);
-                *a = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sums), _mm512_mul_ps(ws, xs), *a);
-            }
-        }
-    }
-    acc.map(|a| _mm512_reduce_add_ps(a))
-}
-
-/// One stored weight row against `R` (at most three) activation rows in [`nibble_order`]. `R` is
-/// a constant so the accumulators stay in registers.
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,f16c")]
-unsafe fn row_vnni<const R: usize>(w: &[u8], blocks: usize, x: &Q8Rows) -> [f32; R] {
-    use std::arch::x86_64::*;
-    let np = blocks.div_ceil(2);
-    let low = _mm256_set1_epi8(0x0f);
-    let mut acc = [_mm512_setzero_ps(); R];
-    for p in 0..np {
-        let base = 2 * p * BLOCK_BYTES;
-        let second = 2 * p + 1 < blocks;
-        // SAFETY: bytes base..base+18 are block 2p (f16 scale, 16 nibble bytes), the next 18
-        // block 2p+1 (read only when it exists); the activation slices hold `np` whole pairs
-        // per row.
-        unsafe {
-            let v0 = _mm_loadu_si128(w.as_ptr().add(base + 2) as *const _);
-            let (v1, d1) = if second {
-                let at = base + BLOCK_BYTES;
+                let v0 = _mm_loadu_si128(q0 as *const _);
+                let v1 = if second {
+                    _mm_loadu_si128(q1 as *const _)
+                } else {
+                    _mm_setzero_si128()
+                };
+                let both = _mm256_set_m128i(v1, v0);
+                let lo = _mm256_and_si256(both, low);
+                let hi = _mm256_and_si256(_mm256_srli_epi16::<4>(both), low);
                 (
-                    _mm_loadu_si128(w.as_ptr().add(at + 2) as *const _),
-                    u16::from_le_bytes([w[at], w[at + 1]]),
+                    _mm512_inserti64x4::<1>(_mm512_castsi256_si512(lo), hi),
+                    0xf0f0,
                 )
-            } else {
-                (_mm_setzero_si128(), 0)
             };
-            let both = _mm256_set_m128i(v1, v0);
-            let lo = _mm256_and_si256(both, low);
-            let hi = _mm256_and_si256(_mm256_srli_epi16::<4>(both), low);
-            let wv = _mm512_inserti64x4::<1>(_mm512_castsi256_si512(lo), hi);
             let d0 = u16::from_le_bytes([w[base], w[base + 1]]);
+            let d1 = if second {
+                u16::from_le_bytes([w[next], w[next + 1]])
+            } else {
+                0
+            };
             let d = _mm_cvtph_ps(_mm_set_epi16(0, 0, 0, 0, 0, 0, d1 as i16, d0 as i16));
             let ws = _mm512_mask_blend_ps(
-                0xf0f0,
+                second_lanes,
                 _mm512_broadcastss_ps(d),
                 _mm512_broadcastss_ps(_mm_shuffle_ps::<1>(d, d)),
             );
@@ -616,7 +591,7 @@ mod tests {
                 .to_vec1()
                 .unwrap();
             let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
-            let got = matvec(&x, rows, k, &data, n);
+            let got = matvec::<false>(&x, rows, k, &data, n);
             for (g, w) in got.iter().zip(&want) {
                 assert!((g - w).abs() <= 1e-5 * scale, "{rows}×{n}×{k}: {g} vs {w}");
             }
@@ -650,7 +625,7 @@ mod tests {
                 })
                 .collect();
             let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
-            let got = matvec_q8_0(&x, rows, k, &data, n);
+            let got = matvec::<true>(&x, rows, k, &data, n);
             for (g, w) in got.iter().zip(&want) {
                 assert!((g - w).abs() <= 1e-5 * scale, "{rows}×{n}×{k}: {g} vs {w}");
             }
